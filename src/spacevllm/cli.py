@@ -1,0 +1,68 @@
+"""The ``spacevllm`` command line.
+
+Each sub-command lives in ``spacevllm.commands.<module>`` and exposes ``add_arguments(parser)``
+and ``run(args) -> int``. Modules are imported lazily so ``spacevllm --help`` stays fast. A
+:class:`~spacevllm.errors.SpaceVLLMError` becomes one line on stderr and a non-zero exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import sys
+
+# name -> (module, one-line help)
+COMMANDS = {
+    "demo": ("spacevllm.commands.demo", "ground a query on the bundled sample video with the default model"),
+    "ground": ("spacevllm.commands.ground", "ground a query in a video: time range + one box per frame"),
+    "evaluate": ("spacevllm.commands.evaluate", "score predictions with the official STVG / VTG / REC metrics"),
+    "convert": ("spacevllm.commands.convert", "convert a LLaVA-OneVision / LLaVA-Video checkpoint to SpaceVLLM"),
+    "train": ("spacevllm.commands.train", "multi-task training on accelerate from a YAML config"),
+    "synth-world": ("spacevllm.commands.synth_world", "generate the synthetic spatio-temporal world"),
+    "unistg": ("spacevllm.commands.unistg", "Uni-STG data synthesis (analyzer, annotator, refiner, filter)"),
+}
+
+
+def _available():
+    for name, (module, help_) in COMMANDS.items():
+        if importlib.util.find_spec(module) is not None:
+            yield name, module, help_
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The top-level parser with one sub-parser per available command."""
+    from spacevllm import __version__
+
+    parser = argparse.ArgumentParser(prog="spacevllm", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"spacevllm {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, module, help_ in _available():
+        p = sub.add_parser(name, help=help_, description=help_)
+        mod = importlib.import_module(module)
+        mod.add_arguments(p)
+        p.set_defaults(_run=mod.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit code (0 on success)."""
+    from spacevllm.errors import SpaceVLLMError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "_run", None):
+        parser.print_help()
+        return 0
+    try:
+        return int(args._run(args) or 0)
+    except SpaceVLLMError as e:
+        print(f"spacevllm {args.command}: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print(f"spacevllm {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
