@@ -1,0 +1,1 @@
+"""Readers of the public benchmarks into Uni-STG records (:mod:`spacevllm.records`)."""

@@ -1,0 +1,1 @@
+"""Official-protocol metrics: STVG (``stvg``), VTG (``vtg``), REC (``rec``); ``table`` prints them."""
