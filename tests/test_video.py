@@ -63,7 +63,7 @@ def test_probe_video(clip):
 def test_write_video_gop_sets_the_keyframe_interval(clip):
     with av.open(str(clip)) as container:
         keys = [i for i, f in enumerate(container.decode(video=0)) if f.key_frame]
-    assert keys[0] == 0 and len(keys) >= 6 and max(np.diff(keys + [30])) <= 5  # x264 may cut earlier
+    assert keys == [0, 5, 10, 15, 20, 25]
 
 
 def test_uniform_indices_follow_llava_video():
@@ -99,9 +99,12 @@ def test_sample_frames_returns_the_sampled_source_frames(clip, n):
 
 def test_seeking_decodes_the_same_pixels_as_a_full_decode(clip):
     with av.open(str(clip)) as container:
-        full = np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
-    s = sample_frames(clip, 9)
-    np.testing.assert_array_equal(s.frames, full[s.indices])
+        decoded = list(container.decode(video=0))
+    assert {int(f.pict_type) for f in decoded} >= {1, 2, 3}  # I, P and B: reordering and skipped non-refs
+    full = np.stack([f.to_ndarray(format="rgb24") for f in decoded])
+    for n in (2, 9, 13, 30):
+        s = sample_frames(clip, n)
+        np.testing.assert_array_equal(s.frames, full[s.indices])
 
 
 def test_sampling_seeks_past_gops_it_does_not_need(tmp_path, clip):

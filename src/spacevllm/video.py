@@ -162,48 +162,80 @@ def _check_length(info: VideoInfo, num_frames: int) -> None:
 
 
 def _decode_by_seeking(container, stream, fps: float, indices: np.ndarray, out_hw) -> list[np.ndarray]:
-    """Frames at ascending source ``indices``: seek to each target's keyframe, or keep decoding forward when
-    the target is within one observed GOP of the current position (cheaper than a new seek)."""
-    frames, cursor, pos, gop = [], None, -1, 0
-    for target in indices.tolist():
-        seeked = cursor is None or not pos < target <= pos + gop
-        if seeked:
-            cursor = _seek(container, stream, fps, target)
-        first, pos, frame = _decode_up_to(cursor, target)
-        if seeked:
-            if first > target:
-                raise _SeekFailed(f"seek to frame {target} landed at frame {first}")
-            gop = max(gop, target - first)
-        frames.append(_to_rgb(frame, out_hw))
-    return frames
+    """Frames at ascending source ``indices`` (one :class:`_SeekCursor` walk over the open stream)."""
+    cursor = _SeekCursor(container, stream, fps)
+    return [_to_rgb(cursor.frame_at(target), out_hw) for target in indices.tolist()]
 
 
-def _decode_up_to(cursor, target: int) -> tuple[int, int, av.VideoFrame]:
-    """Decode until the first frame at or after ``target``: (first index decoded, its index, that frame)."""
-    first = None
-    for idx, frame in cursor:
-        first = idx if first is None else first
-        if idx >= target:
-            return first, idx, frame
-    raise _SeekFailed(f"stream ended before frame {target}")
+class _SeekCursor:
+    """Decode position in an open stream, plus what decoding has shown about keyframe spacing.
 
+    For each target it either keeps decoding forward or seeks to the keyframe before the target, whichever
+    decodes fewer frames: it seeks when a keyframe probably lies between the current position and the target
+    (``gap``: smallest keyframe distance seen in one decoded run), or, before any gap is known, when the target
+    is farther ahead than the farthest a seek has had to decode (``reach``).
+    """
 
-def _seek(container, stream, fps: float, target: int) -> Iterator[tuple[int, av.VideoFrame]]:
-    """Seek to the keyframe at or before source frame ``target``; yield ``(frame index, frame)`` from there."""
-    start = stream.start_time or 0
-    offset = start + round(Fraction(target) / Fraction(fps) / stream.time_base)
-    try:
-        container.seek(offset, stream=stream, backward=True, any_frame=False)
-    except (av.error.FFmpegError, OSError) as err:
-        raise _SeekFailed(str(err)) from None
-    return _indexed_frames(container, stream, fps, start)
+    def __init__(self, container, stream, fps: float):
+        self.container, self.stream, self.fps = container, stream, fps
+        self.frames, self.pos, self.last_key, self.gap, self.reach = None, -1, None, None, 0
+        self.start, self.target_pts = stream.start_time or 0, 0
 
+    def frame_at(self, target: int) -> av.VideoFrame:
+        """The first frame at or after source frame ``target`` (the target itself for constant-rate video)."""
+        self.target_pts = self._pts(target)
+        seek = self._should_seek(target)
+        if seek:
+            self._seek(target)
+        for idx, frame in self.frames:
+            if frame.key_frame:
+                self._saw_key(idx)
+            if seek and idx > target:
+                raise _SeekFailed(f"seek to frame {target} landed at frame {idx}")
+            if seek:
+                self.reach, seek = max(self.reach, target - idx), False
+            self.pos = idx
+            if idx >= target:
+                return frame
+        raise _SeekFailed(f"stream ended before frame {target}")
 
-def _indexed_frames(container, stream, fps: float, start: int) -> Iterator[tuple[int, av.VideoFrame]]:
-    for frame in _decode(container, stream):
-        if frame.pts is None:
-            raise _SeekFailed("frames carry no timestamps")
-        yield round(float((frame.pts - start) * stream.time_base) * fps), frame
+    def _should_seek(self, target: int) -> bool:
+        if self.frames is None or target <= self.pos:
+            return True
+        if self.gap is not None and self.last_key is not None:
+            return target >= self.last_key + self.gap
+        return target - self.pos > self.reach
+
+    def _saw_key(self, idx: int) -> None:
+        if self.last_key is not None and idx > self.last_key:
+            self.gap = min(self.gap or idx - self.last_key, idx - self.last_key)
+        self.last_key = idx
+
+    def _pts(self, target: int) -> int:
+        return self.start + round(Fraction(target) / Fraction(self.fps) / self.stream.time_base)
+
+    def _seek(self, target: int) -> None:
+        """Seek to the keyframe at or before source frame ``target``."""
+        try:
+            self.container.seek(self._pts(target), stream=self.stream, backward=True, any_frame=False)
+        except (av.error.FFmpegError, OSError) as err:
+            raise _SeekFailed(str(err)) from None
+        self.frames, self.last_key = self._decode_from_here(), None
+
+    def _decode_from_here(self) -> Iterator[tuple[int, av.VideoFrame]]:
+        """Yield ``(source frame index, frame)`` from the demuxer's position. Non-reference frames before the
+        current target are skipped undecoded (no later frame needs them): about 20% faster on x264 streams."""
+        ctx, tb = self.stream.codec_context, self.stream.time_base
+        try:
+            for packet in self.container.demux(self.stream):
+                early = packet.pts is not None and packet.pts < self.target_pts
+                ctx.skip_frame = "NONREF" if early else "DEFAULT"
+                for frame in packet.decode():
+                    if frame.pts is None:
+                        raise _SeekFailed("frames carry no timestamps")
+                    yield round(float((frame.pts - self.start) * tb) * self.fps), frame
+        except av.error.FFmpegError as err:
+            raise VideoError(f"{self.container.name}: corrupt video ({_reason(err)})") from None
 
 
 def _decode(container, stream) -> Iterator[av.VideoFrame]:
@@ -290,7 +322,8 @@ def write_video(
 ) -> Path:
     """Encode ``frames`` (T, H, W, 3) uint8 RGB as an H.264 MP4 at ``fps``, atomically.
 
-    H and W must be even (yuv420p). ``gop``: keyframe interval in frames (libx264's default, 250, when None).
+    H and W must be even (yuv420p). ``gop``: a keyframe exactly every ``gop`` frames; None keeps libx264's
+    defaults (at most 250 frames apart, more at scene cuts).
     Returns the path written.
     """
     frames = np.asarray(frames, dtype=np.uint8)
@@ -302,13 +335,18 @@ def write_video(
         with av.open(str(tmp), mode="w", format="mp4") as container:
             stream = container.add_stream("libx264", rate=_fps_fraction(fps))
             stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
-            stream.options = {"crf": str(crf), "preset": "veryfast", **({"g": str(gop)} if gop else {})}
+            stream.options = {"crf": str(crf), "preset": "veryfast", **_gop_options(gop)}
             for frame in frames:
                 for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
                     container.mux(packet)
             for packet in stream.encode():
                 container.mux(packet)
     return path
+
+
+def _gop_options(gop: int | None) -> dict[str, str]:
+    """A keyframe exactly every ``gop`` frames (x264 scene-cut keyframes off); x264's defaults when None."""
+    return {"g": str(gop), "keyint_min": str(gop), "sc_threshold": "0"} if gop else {}
 
 
 def _fps_fraction(fps: float) -> Fraction:
