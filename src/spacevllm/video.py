@@ -30,7 +30,8 @@ class VideoInfo:
     """Container metadata of a video's first video stream.
 
     ``duration`` is ``num_frames / fps`` seconds (LLaVA-Video's ``video_time``); ``num_frames`` comes from the
-    stream header, or is ``round(header duration * fps)`` when the header has no frame count (e.g. WebM).
+    stream header, or is ``round(header duration * fps)`` when the header has no frame count (e.g. WebM), or 0
+    when it has neither (raw elementary streams; :func:`sample_frames` then counts frames by decoding).
     """
 
     path: Path
@@ -86,7 +87,7 @@ def _reason(err: Exception) -> str:
 
 def _video_stream(path: Path, container) -> av.video.stream.VideoStream:
     if not container.streams.video:
-        raise VideoError(f"{path}: not a video (no video stream)")
+        raise VideoError(f"{path}: no video stream (not a video, or a video without frames)")
     return container.streams.video[0]
 
 
