@@ -140,6 +140,30 @@ def test_webm_without_header_frame_count(tmp_path):
     np.testing.assert_array_equal(decoded_index(s.frames), [0, 7, 14, 21, 29])
 
 
+@pytest.mark.parametrize(
+    "fmt, ext, codec, pix_fmt",
+    [
+        ("mpegts", "ts", "libx264", "yuv420p"),  # stream starts at 0.2 s: indices count from the start
+        ("avi", "avi", "mpeg4", "yuv420p"),
+        ("mov", "mov", "mjpeg", "yuvj420p"),  # every frame a keyframe
+    ],
+)
+def test_other_containers_and_codecs(tmp_path, fmt, ext, codec, pix_fmt):
+    path = tmp_path / f"a.{ext}"
+    with av.open(str(path), "w", format=fmt) as container:
+        stream = container.add_stream(codec, rate=10)
+        stream.width, stream.height, stream.pix_fmt = W, H, pix_fmt
+        for frame in indexed_frames(30):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    assert probe_video(path).num_frames == 30
+    for n in (4, 30):
+        s = sample_frames(path, n)
+        np.testing.assert_array_equal(decoded_index(s.frames), uniform_frame_indices(30, n))
+
+
 def test_raw_h264_falls_back_to_sequential_decoding(tmp_path):
     path = encode(tmp_path / "a.h264", indexed_frames(30), 10, "h264", "libx264", g=5)
     assert probe_video(path).num_frames == 0  # an elementary stream has no frame count and no timestamps
