@@ -72,6 +72,9 @@ def test_reversed_pair_is_swapped(a, b):
         ("FROM 1 TO 2 SECONDS", (1.0, 2.0)),
         ("from 2.5 to 7.", (2.5, 7.0)),
         ("from .5 to 1.5 seconds", (0.5, 1.5)),
+        ("Start time: 2.5s, end time: 7.0s.", (2.5, 7.0)),
+        ("It starts at 1:02 and ends at 1:05.", (62.0, 65.0)),
+        ("start=3, end=9", (3.0, 9.0)),
     ],
 )
 def test_parse_phrasings(text, expected):
@@ -89,6 +92,7 @@ def test_parse_phrasings(text, expected):
         "the man in the red shirt",
         "between 3 and the end",
         "3 apples and 5 oranges",
+        "it starts at 3 seconds",
         None,
     ],
 )

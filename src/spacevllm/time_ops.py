@@ -60,6 +60,7 @@ _CONN = rf"(?:[{_DASH}]|\b(?:to|until|till|through|thru)\b)"
 _RANGE_RE = re.compile(
     rf"\bbetween\s+(?P<a1>{_T}){_UNIT}\s*and\s*(?P<b1>{_T})"  # "between 3 and 5 s"
     rf"|[\[(]\s*(?P<a2>{_T}){_UNIT}\s*,\s*(?P<b2>{_T}){_UNIT}\s*[\])]"  # "[2.5, 7.0]"
+    rf"|\bstart\D{{0,20}}?(?P<a4>{_T}){_UNIT}\D{{0,20}}?\bend\D{{0,20}}?(?P<b4>{_T})"  # "start: 2.5s, end: 7s"
     rf"|(?P<a3>{_T}){_UNIT}\s*{_CONN}\s*(?P<b3>{_T})",  # "2.5 - 7", "2.5s-7s", "00:02.5 to 00:07"
     re.IGNORECASE,
 )
@@ -69,9 +70,9 @@ def parse_time_range(text: str) -> tuple[float, float] | None:
     """Read the first time range out of free text; ``(start, end)`` seconds, closed, or None.
 
     Accepts "from 2.5 to 7.0 seconds", "2.5 - 7.0 seconds", "2.5s-7s", "2.5 to 7", "between 3 and 5 s",
-    "[2.5, 7.0]", clock times "00:02.5 to 00:07" / "1:02 to 1:05.5" / "0:01:02 - 0:01:05", any unicode
-    dash or a tilde as the separator. A reversed pair is swapped. Returns None when no two-number range
-    is found (a single number is not a range).
+    "[2.5, 7.0]", "start: 2.5s, end: 7.0s", "starts at 2.5 and ends at 7", clock times "00:02.5 to 00:07" /
+    "1:02 to 1:05.5" / "0:01:02 - 0:01:05", any unicode dash or a tilde as the separator. A reversed pair is
+    swapped. Returns None when no two-number range is found (a single number is not a range).
     """
     if not isinstance(text, str):
         return None
