@@ -111,7 +111,8 @@ def elementwise_box_iou(a, b):
     """IoU of matching pairs: (..., 4) xyxy x (..., 4) xyxy -> (...). Empty union -> 0."""
     inter, union = _inter_union(a, b)
     if isinstance(a, torch.Tensor):
-        return torch.where(union > 0, inter / union.clamp(min=1e-12), torch.zeros_like(union))
+        safe = torch.where(union > 0, union, torch.ones_like(union))
+        return torch.where(union > 0, inter / safe, torch.zeros_like(union))
     union = np.asarray(union, dtype=np.float64)
     return np.divide(inter, union, out=np.zeros_like(union), where=union > 0)
 
