@@ -1,0 +1,39 @@
+"""``spacevllm train --config CONFIG.yaml [--out DIR] [--resume]``: multi-task training on accelerate.
+
+Multi-process: ``accelerate launch [--num_processes N] -m spacevllm.cli train --config ...`` (each process draws
+its own micro-batches of the mixture; the main process logs and saves).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", required=True, help="training YAML (see src/spacevllm/configs/train/)")
+    parser.add_argument("--out", help="output folder (overrides the config's out_dir)")
+    parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in the folder")
+    parser.add_argument("--max-steps", type=int, help="override optim.max_steps")
+    parser.add_argument("--seed", type=int, help="override seed")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar (logs still go to log.jsonl)")
+
+
+def run(args) -> int:
+    from spacevllm.engine.train import load_config, train
+
+    cfg = load_config(args.config)
+    if args.out:
+        cfg.out_dir = args.out
+    if args.max_steps is not None:
+        cfg.optim.max_steps = args.max_steps
+    if args.seed is not None:
+        cfg.seed = args.seed
+    final = train(cfg, resume=args.resume, progress=not args.no_progress)
+    log = Path(cfg.out_dir) / "log.jsonl"
+    last = log.read_text(encoding="utf-8").splitlines()[-1:] if log.exists() else []
+    print(f"model saved to {final}")
+    if last:
+        print("last log:", json.dumps(json.loads(last[0])))
+    return 0

@@ -1,0 +1,1 @@
+"""Training data: Uni-STG records -> model inputs, task mixtures."""

@@ -1,0 +1,1 @@
+"""Training engine (accelerate), checkpoints and batched evaluation runs."""
