@@ -196,8 +196,13 @@ def mixed_precision(precision: str) -> str:
 # --- the loop --------------------------------------------------------------------------------------------------
 
 
-def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path:
-    """Run training; returns ``OUT/final``. ``resume``: continue from the newest checkpoint in OUT (if any)."""
+def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, stop_after: int | None = None) -> Path:
+    """Run training; returns ``OUT/final`` (or the last checkpoint when stopped early).
+
+    ``resume``: continue from the newest checkpoint in OUT (if any). ``stop_after``: save a checkpoint and stop
+    after this optimizer step (a planned interruption: time-sliced runs, the resume test); the schedule still
+    spans ``optim.max_steps``.
+    """
     from accelerate import Accelerator
     from accelerate.utils import set_seed
 
@@ -209,6 +214,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path
     if acc.is_main_process:
         build_data(cfg)
         if last is None:
+            set_seed(cfg.seed)
             _build_model_dir(cfg)
     acc.wait_for_everyone()
     set_seed(cfg.seed)
@@ -221,12 +227,14 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path
         scheduler.load_state_dict(state["scheduler"])
         step = state["step"]
     model, optimizer = acc.prepare(model, optimizer)
-    loader = _loader(cfg, processor, acc.unwrap_model(model).config, step, acc)
+    batches = iter(_loader(cfg, processor, acc.unwrap_model(model).config, step, acc))  # iter() draws a seed
     if last is not None:
-        ckpt.set_rng_state(state["rng"])  # after data/model setup, exactly where the straight run stood
+        ckpt.set_rng_state(state["rng"])  # after all setup: exactly where the straight run stood
     if acc.is_main_process:
         _start_log(cfg, out, step)
-    _loop(cfg, acc, model, processor, optimizer, scheduler, loader, step, progress)
+    step = _loop(cfg, acc, model, processor, optimizer, scheduler, batches, step, progress, stop_after)
+    if step < cfg.optim.max_steps:
+        return ckpt.checkpoint_dir(out, step)
     final = out / "final"
     if acc.is_main_process:
         _save_final(acc.unwrap_model(model), processor, final)
@@ -253,7 +261,8 @@ def _loader(cfg: TrainConfig, processor, model_config, step: int, acc):
     )
 
 
-def _loop(cfg, acc, model, processor, optimizer, scheduler, loader, step, progress):
+def _loop(cfg, acc, model, processor, optimizer, scheduler, batches, step, progress, stop_after=None) -> int:
+    """Optimizer steps until ``max_steps`` (or ``stop_after``); returns the last step done."""
     from tqdm.auto import tqdm
 
     o, ga = cfg.optim, cfg.optim.grad_accum
@@ -261,7 +270,7 @@ def _loop(cfg, acc, model, processor, optimizer, scheduler, loader, step, progre
     terms: dict[str, float] = {}
     t0, seen0 = time.perf_counter(), step
     model.train()
-    for k, batch in enumerate(loader):
+    for k, batch in enumerate(batches):
         last_micro = (k + 1) % ga == 0
         _micro_step(acc, model, batch, ga, terms, sync=last_micro)
         if not last_micro:
@@ -275,9 +284,12 @@ def _loop(cfg, acc, model, processor, optimizer, scheduler, loader, step, progre
         rate = (step - seen0) * o.batch_size * ga * acc.num_processes / (time.perf_counter() - t0)
         if acc.is_main_process and (step % cfg.log_every == 0 or step == o.max_steps):
             _log(cfg, step, scheduler.get_last_lr()[0], logged, rate)
-        if step % cfg.save_every == 0 or step == o.max_steps:
+        if step % cfg.save_every == 0 or step in (o.max_steps, stop_after):
             _checkpoint(cfg, acc, model, processor, optimizer, scheduler, step, logged)
+        if step == stop_after:
+            break
     bar.close()
+    return step
 
 
 def _micro_step(acc, model, batch, ga: int, terms: dict, sync: bool) -> None:
