@@ -1,0 +1,64 @@
+"""``spacevllm evaluate run``: run a model over Uni-STG records and score it (see
+:mod:`spacevllm.engine.evaluate_run`). Multi-process: ``accelerate launch -m spacevllm.cli evaluate run ...``.
+
+``--json`` prints ``{"stvg": {"m_tIoU", "m_vIoU", "vIoU@0.3", "vIoU@0.5", "n"}, "vtg": {"R1@0.3", "R1@0.5",
+"R1@0.7", "mIoU", "n"}, "rec": {"Acc@0.5", "n"}}`` for the tasks present (fractions in [0, 1]).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+COLUMNS = {
+    "stvg": ["m_tIoU", "m_vIoU", "vIoU@0.3", "vIoU@0.5", "n"],
+    "vtg": ["R1@0.3", "R1@0.5", "R1@0.7", "mIoU", "n"],
+    "rec": ["Acc@0.5", "n"],
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--annotations", required=True, help="Uni-STG records.jsonl (stvg, vtg, rec are scored)")
+    parser.add_argument("--checkpoint", help="model folder (default: the embedded default model)")
+    parser.add_argument("--out", help="predictions JSONL, resumable (default: <annotations>.predictions.jsonl)")
+    parser.add_argument("--batch-size", type=int, default=8, help="records per forward pass (default 8)")
+    parser.add_argument("--json", action="store_true", help="print the scores as one JSON object")
+    parser.add_argument("--threads", type=int, help="CPU threads per process")
+
+
+def run(args) -> int:
+    import torch
+
+    from spacevllm.engine.evaluate_run import evaluate_run
+    from spacevllm.errors import SpaceVLLMError
+
+    if args.batch_size < 1:
+        raise SpaceVLLMError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    annotations = Path(args.annotations)
+    if not annotations.is_file():
+        raise SpaceVLLMError(f"{annotations}: annotations file not found")
+    checkpoint = Path(args.checkpoint) if args.checkpoint else _default_checkpoint()
+    out = Path(args.out) if args.out else annotations.with_name(annotations.stem + ".predictions.jsonl")
+    scores = evaluate_run(annotations, checkpoint, out, batch_size=args.batch_size, progress=not args.json)
+    if args.json:
+        print(json.dumps(scores))
+    else:
+        _print_tables(scores, annotations.name)
+        print(f"predictions: {out}")
+    return 0
+
+
+def _default_checkpoint() -> Path:
+    from spacevllm.assets import default_checkpoint_path
+
+    return default_checkpoint_path()
+
+
+def _print_tables(scores: dict, name: str) -> None:
+    from spacevllm.metrics.table import format_table
+
+    for task, values in scores.items():
+        print(format_table([(name, values)], COLUMNS[task], title=task.upper()))

@@ -1,0 +1,237 @@
+"""Run a model over Uni-STG records and score it: batched, sharded across accelerate processes, incremental and
+resumable.
+
+Predictions (one JSON line per record, written as soon as its batch is done):
+
+- STVG / VTG: ``{"id", "task", "start", "end", "text", "boxes": [{"frame", "time", "box"}], "sampled_frames"}``
+  (the ``ground --json`` tube; boxes pixel xyxy at source frame indices; ``sampled_frames`` the N_v source frame
+  indices the model saw);
+- REC: ``{"id", "task", "box": [x1, y1, x2, y2] pixels}``.
+
+Each process ``r`` of ``W`` takes the records ``i`` with ``i % W == r`` that are not done yet and appends to
+``PRED.jsonl.rank{r}.partial`` (flushed per batch); at the end the main process merges everything into
+``PRED.jsonl`` (atomic rename, records order) and removes the partial files. A rerun (even with another number
+of processes, or after ``kill -9``) skips every id already in ``PRED.jsonl`` or in a partial file.
+``PRED.jsonl.meta.json`` remembers the checkpoint and annotations; a rerun with different ones is refused.
+
+Scoring: see :func:`score` (STVG over the model's sampled frames, the synthetic world's protocol).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+
+from spacevllm.errors import SpaceVLLMError
+from spacevllm.io_utils import write_json_atomic, write_jsonl_atomic
+from spacevllm.records import Record, read_records, resolve_media
+
+SCORED_TASKS = ("stvg", "vtg", "rec")
+
+
+def evaluate_run(annotations, checkpoint, out, batch_size: int = 8, progress: bool = True) -> dict:
+    """Predict every STVG/VTG/REC record of ``annotations`` not yet in ``out`` and score all; returns the scores."""
+    from accelerate import PartialState
+
+    state = PartialState()
+    annotations, out, checkpoint = Path(annotations), Path(out), Path(checkpoint)
+    records = [r for r in read_records(annotations) if r.task in SCORED_TASKS]
+    if not records:
+        raise SpaceVLLMError(f"{annotations}: no stvg, vtg or rec records to evaluate")
+    if state.is_main_process:
+        _check_meta(out, annotations, checkpoint)
+    state.wait_for_everyone()
+    done = set(read_predictions(out, partials=True))
+    todo = [r for i, r in enumerate(records) if i % state.num_processes == state.process_index and r.id not in done]
+    if todo:
+        model, processor = load_model(checkpoint)
+        _predict_all(model, processor, todo, annotations, partial_path(out, state.process_index), batch_size, progress)
+    state.wait_for_everyone()
+    if state.is_main_process:
+        _merge(out, records)
+    state.wait_for_everyone()
+    return score(records, read_predictions(out), annotations)
+
+
+def load_model(checkpoint: Path):
+    """(model in eval mode, processor) from a SpaceVLLM checkpoint folder."""
+    from spacevllm.modeling import SpaceVLLMForConditionalGeneration, SpaceVLLMProcessor
+
+    if not (checkpoint / "config.json").is_file():
+        raise SpaceVLLMError(f"{checkpoint}: not a model folder (no config.json)")
+    model = SpaceVLLMForConditionalGeneration.from_pretrained(checkpoint).eval()
+    return model, SpaceVLLMProcessor.from_pretrained(checkpoint)
+
+
+def partial_path(out: Path, rank: int) -> Path:
+    return out.with_name(f"{out.name}.rank{rank}.partial")
+
+
+def _meta_path(out: Path) -> Path:
+    return out.with_name(f"{out.name}.meta.json")
+
+
+def _check_meta(out: Path, annotations: Path, checkpoint: Path) -> None:
+    meta = {"annotations": str(annotations.resolve()), "checkpoint": str(checkpoint.resolve())}
+    path = _meta_path(out)
+    if path.is_file():
+        old = json.loads(path.read_text(encoding="utf-8"))
+        if old != meta:
+            raise SpaceVLLMError(
+                f"{out}: holds predictions of {old['checkpoint']} on {old['annotations']}; "
+                "choose another --out or delete it"
+            )
+    else:
+        write_json_atomic(path, meta)
+
+
+def read_predictions(out: Path, partials: bool = False) -> dict[str, dict]:
+    """id -> prediction row from ``out`` (and its partial files); torn lines (a kill mid-write) are skipped."""
+    paths = [out] + (sorted(out.parent.glob(f"{out.name}.rank*.partial")) if partials else [])
+    rows: dict[str, dict] = {}
+    for path in paths:
+        if path.is_file():
+            for line in path.read_text(encoding="utf-8").splitlines():
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                rows[row["id"]] = row
+    return rows
+
+
+def _merge(out: Path, records: list[Record]) -> None:
+    rows = read_predictions(out, partials=True)
+    write_jsonl_atomic(out, [rows[r.id] for r in records if r.id in rows])
+    for p in out.parent.glob(f"{out.name}.rank*.partial"):
+        p.unlink()
+
+
+def _batches(records: list[Record], batch_size: int) -> Iterable[list[Record]]:
+    """Consecutive single-task batches of at most ``batch_size`` records."""
+    by_task: dict[str, list[Record]] = {}
+    for r in records:
+        by_task.setdefault(r.task, []).append(r)
+    for rs in by_task.values():
+        for i in range(0, len(rs), batch_size):
+            yield rs[i : i + batch_size]
+
+
+def _predict_all(model, processor, records, annotations, partial: Path, batch_size: int, progress: bool) -> None:
+    import torch
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=len(records), disable=not progress, desc="evaluate", dynamic_ncols=True)
+    with open(partial, "a", encoding="utf-8") as f, torch.no_grad():
+        for batch in _batches(records, batch_size):
+            rows = predict_batch(model, processor, batch, annotations)
+            f.write("".join(json.dumps(row) + "\n" for row in rows))
+            f.flush()
+            os.fsync(f.fileno())
+            bar.update(len(batch))
+    bar.close()
+
+
+def predict_batch(model, processor, batch: list[Record], annotations: Path) -> list[dict]:
+    """Prediction rows for a single-task batch of records (see the module docstring)."""
+    from spacevllm.modeling.inference import ground_batch, ground_image
+    from spacevllm.video import read_image
+
+    if batch[0].task == "rec":
+        rows = []
+        for r in batch:
+            box = ground_image(model, processor, read_image(resolve_media(r, annotations, "image")), r.query)
+            rows.append({"id": r.id, "task": r.task, "box": [float(v) for v in box]})
+        return rows
+    videos = [str(resolve_media(r, annotations, "video")) for r in batch]
+    tubes = ground_batch(model, processor, videos, [r.query for r in batch])
+    n = int(model.config.num_frames)
+    return [_tube_row(r, t, v, n) for r, t, v in zip(batch, tubes, videos)]
+
+
+def _tube_row(record: Record, tube, video: str, num_frames: int) -> dict:
+    from spacevllm.video import probe_video, uniform_frame_indices
+
+    info = probe_video(video)
+    sampled = uniform_frame_indices(info.num_frames, num_frames).tolist() if info.num_frames else []
+    return {"id": record.id, "task": record.task, **tube.to_json(), "sampled_frames": sampled, "fps": info.fps}
+
+
+# --- scoring ------------------------------------------------------------------------------------------------
+
+
+def score(records: list[Record], preds: dict[str, dict], annotations: Path) -> dict:
+    """``{"stvg": {...}, "vtg": {...}, "rec": {...}}`` for the tasks present (fractions; ``n`` = records scored).
+
+    A record without a prediction counts as a miss (it stays in the denominator).
+    """
+    out = {}
+    for task, fn in (("stvg", score_stvg), ("vtg", score_vtg), ("rec", score_rec)):
+        rs = [r for r in records if r.task == task]
+        if rs:
+            out[task] = fn(rs, preds)
+    return out
+
+
+def score_vtg(records: list[Record], preds: dict[str, dict]) -> dict:
+    """R1@0.3/0.5/0.7 and mIoU of the predicted time ranges (``spacevllm.metrics.vtg``)."""
+    from spacevllm.metrics.vtg import vtg_metrics
+
+    pred = [_range(preds.get(r.id)) for r in records]
+    return vtg_metrics(pred, [(r.start, r.end) for r in records])
+
+
+def _range(row):
+    if not row or row.get("start") is None:
+        return None
+    return (row["start"], row["end"])
+
+
+def score_rec(records: list[Record], preds: dict[str, dict]) -> dict:
+    """Acc@0.5 (``spacevllm.metrics.rec``); a missing prediction is a zero-area box (a miss)."""
+    from spacevllm.metrics.rec import rec_accuracy
+
+    pred = np.array([preds.get(r.id, {}).get("box", [0.0, 0.0, 0.0, 0.0]) for r in records], np.float64)
+    gt = np.array([r.frame_boxes()[0] for r in records], np.float64)
+    return rec_accuracy(pred, gt)
+
+
+def score_stvg(records: list[Record], preds: dict[str, dict]) -> dict:
+    """m_tIoU, m_vIoU, vIoU@0.3, vIoU@0.5 over the model's sampled frames (the synthetic world's protocol).
+
+    The frames that count are the N_v frames the model saw (``sampled_frames``): the GT set ``G`` holds those
+    whose time lies in the closed GT interval ``[start, end]`` seconds, the predicted set ``P`` those of the tube.
+    tIoU = |P ∩ G| / |P ∪ G|; vIoU = sum over P ∩ G of box IoU / |P ∪ G| (a GT frame without a box counts 0);
+    vIoU@R = share of samples with vIoU > R (strict, as TubeDETR). Real benchmarks use the TubeDETR protocol of
+    ``spacevllm evaluate`` instead (5 fps frames of the whole video).
+    """
+    t, v = np.array([stvg_sample(r, preds.get(r.id)) for r in records], np.float64).reshape(-1, 2).T
+    return {
+        "m_tIoU": float(t.mean()),
+        "m_vIoU": float(v.mean()),
+        "vIoU@0.3": float((v > 0.3).mean()),
+        "vIoU@0.5": float((v > 0.5).mean()),
+        "n": len(records),
+    }
+
+
+def stvg_sample(record: Record, row: dict | None) -> tuple[float, float]:
+    """(tIoU, vIoU) of one STVG prediction row over its sampled frames; (0, 0) without a prediction."""
+    from spacevllm.box_ops import elementwise_box_iou
+
+    if not row or not row.get("sampled_frames"):
+        return 0.0, 0.0
+    fps = float(row.get("fps") or record.fps)
+    gt = {f for f in row["sampled_frames"] if record.start - 1e-6 <= f / fps <= record.end + 1e-6}
+    pred = {int(b["frame"]): b["box"] for b in row.get("boxes") or []}
+    union, inter = gt | set(pred), sorted(gt & set(pred))
+    if not union:
+        return 0.0, 0.0
+    gt_boxes = record.frame_boxes()
+    hits = [f for f in inter if f in gt_boxes]
+    ious = elementwise_box_iou(np.array([pred[f] for f in hits]), np.array([gt_boxes[f] for f in hits])) if hits else []
+    return len(inter) / len(union), float(np.sum(ious)) / len(union)
