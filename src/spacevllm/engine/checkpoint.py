@@ -93,7 +93,7 @@ def prune_checkpoints(out_dir, keep: int) -> None:
     root = Path(out_dir) / "checkpoints"
     if not root.is_dir() or keep < 1:
         return
-    done = sorted((p for p in root.iterdir() if p.name.startswith(PREFIX)), key=lambda p: p.name)
+    done = sorted(p for p in root.iterdir() if p.name.startswith(PREFIX) and (p / "state.json").is_file())
     for p in done[:-keep]:
         shutil.rmtree(p, ignore_errors=True)
     for p in root.glob(f".{PREFIX}*.tmp"):

@@ -115,7 +115,7 @@ def _section(cls, value: dict, name: str):
     known = {f.name for f in dataclasses.fields(cls)}
     bad = sorted(set(value) - known)
     if bad:
-        raise SpaceVLLMError(f"config: unknown key {name}.{bad[0]!r}")
+        raise SpaceVLLMError(f"config: unknown key '{name}.{bad[0]}'")
     return cls(**value)
 
 
