@@ -43,3 +43,56 @@ def test_viou_thresholds_are_strict():
     half = [10.0, 10.0, 20.0, 30.0]
     scores = score_stvg([_record(0.4, 0.4)], {"a": _row([2], box=half, sampled=[2])})  # vIoU exactly 0.5
     assert scores["m_vIoU"] == pytest.approx(0.5) and scores["vIoU@0.5"] == 0.0 and scores["vIoU@0.3"] == 1.0
+
+
+@pytest.fixture(scope="module")
+def tiny_setup(tmp_path_factory):
+    pytest.importorskip("spacevllm.modeling.inference")
+    pytest.importorskip("spacevllm.world")
+    from spacevllm.modeling.tiny import build_tiny_checkpoint
+    from spacevllm.world import generate_world
+
+    records = generate_world(tmp_path_factory.mktemp("world"), n=3, seed=99)
+    ckpt = build_tiny_checkpoint(tmp_path_factory.mktemp("ckpt"), num_frames=4, image_size=32, patch_size=16)
+    return records, ckpt
+
+
+def test_evaluate_run_json_schema_and_resume(tiny_setup, tmp_path, capsys):
+    import json
+
+    from spacevllm.cli import main
+    from spacevllm.records import read_records
+
+    records, ckpt = tiny_setup
+    out = tmp_path / "pred.jsonl"
+    args = ["evaluate", "run", "--annotations", str(records), "--checkpoint", str(ckpt), "--out", str(out), "--json"]
+    assert main(args + ["--batch-size", "2"]) == 0
+    scores = json.loads(capsys.readouterr().out)
+    present = {r.task for r in read_records(records)} & {"stvg", "vtg", "rec"}
+    assert set(scores) == present
+    assert set(scores["stvg"]) == {"m_tIoU", "m_vIoU", "vIoU@0.3", "vIoU@0.5", "n"}
+    for task in scores.values():
+        assert all(0.0 <= v <= 1.0 for k, v in task.items() if k != "n")
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    scored = [r for r in read_records(records) if r.task in present]
+    assert [r["id"] for r in rows] == [r.id for r in scored]
+    # resume: a done row is kept as is (marked), a missing one is recomputed, a torn partial line is ignored
+    stvg = next(r for r in rows if r["task"] == "stvg")
+    kept = [dict(r, text="KEPT") if r["id"] == stvg["id"] else r for r in rows[:-1]]
+    out.write_text("".join(json.dumps(r) + "\n" for r in kept))
+    (tmp_path / "pred.jsonl.rank0.partial").write_text('{"id": "torn", "ta')
+    assert main(args) == 0
+    again = {r["id"]: r for r in map(json.loads, out.read_text().splitlines())}
+    assert again[stvg["id"]]["text"] == "KEPT" and rows[-1]["id"] in again and len(again) == len(rows)
+    assert not list(tmp_path.glob("*.partial"))
+
+
+def test_evaluate_run_refuses_other_checkpoint_in_same_out(tiny_setup, tmp_path, capsys):
+    from spacevllm.cli import main
+
+    records, ckpt = tiny_setup
+    out = tmp_path / "pred.jsonl"
+    (tmp_path / "pred.jsonl.meta.json").write_text('{"annotations": "x", "checkpoint": "y"}')
+    args = ["evaluate", "run", "--annotations", str(records), "--checkpoint", str(ckpt), "--out", str(out)]
+    assert main(args) == 2
+    assert "another --out" in capsys.readouterr().err

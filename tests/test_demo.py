@@ -1,0 +1,81 @@
+"""``spacevllm demo``: the tube printed, tube.json + annotated.mp4 + timeline.png written (tiny checkpoint and the
+bundled default model), and the drawing helpers."""
+
+from __future__ import annotations
+
+import json
+import types
+
+import numpy as np
+import pytest
+
+from spacevllm.cli import main
+from spacevllm.demo import box_at, write_annotated_video, write_timeline
+from spacevllm.video import probe_video, sample_frames, write_video
+
+
+def _tube():
+    times = np.arange(4, 12) / 5.0
+    return types.SimpleNamespace(start=0.8, end=2.2, times=times, boxes=[[4.0, 6.0, 20.0, 30.0]] * 8)
+
+
+def test_box_at_only_inside_the_range():
+    tube = _tube()
+    assert box_at(tube, 0.4) is None and box_at(tube, 2.6) is None
+    assert box_at(tube, 1.0) == [4.0, 6.0, 20.0, 30.0]
+    assert box_at(types.SimpleNamespace(start=None, end=None, times=[], boxes=[]), 1.0) is None
+
+
+def test_annotated_video_draws_box_and_bar(tmp_path):
+    frames = np.zeros((16, 32, 32, 3), np.uint8)
+    out = write_annotated_video(tmp_path / "a.mp4", frames, 5.0, _tube(), 3.2)
+    info = probe_video(out)
+    assert info.num_frames == 16 and info.width == 256
+    drawn = sample_frames(out, 16).frames.astype(int)
+    red = (drawn[..., 0] > 150) & (drawn[..., 1] < 100)
+    assert red[5].any() and not red[1].any()  # frame 5 (1.0 s) is inside the range, frame 1 is not
+    write_timeline(tmp_path / "t.png", frames, 5.0, _tube(), 3.2, "the red square")
+    assert (tmp_path / "t.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def _check_outputs(out, capsys):
+    text = capsys.readouterr().out
+    assert "time range" in text or "no time range" in text
+    tube = json.loads((out / "tube.json").read_text())
+    assert set(tube) == {"start", "end", "text", "boxes"}
+    assert probe_video(out / "annotated.mp4").num_frames > 0
+    assert (out / "timeline.png").read_bytes()[:4] == b"\x89PNG"
+    assert not list(out.glob(".*.tmp"))
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory):
+    pytest.importorskip("spacevllm.modeling.inference")
+    from spacevllm.modeling.tiny import build_tiny_checkpoint
+
+    return build_tiny_checkpoint(tmp_path_factory.mktemp("ckpt"), num_frames=4, image_size=32, patch_size=16)
+
+
+def test_demo_with_tiny_checkpoint_on_own_video(tiny_checkpoint, tmp_path, capsys):
+    frames = np.random.default_rng(0).integers(0, 255, (12, 32, 32, 3), dtype=np.uint8)
+    video = write_video(tmp_path / "v.mp4", frames, 5.0)
+    out = tmp_path / "demo"
+    args = ["demo", "--out", str(out), "--checkpoint", str(tiny_checkpoint), "--video", str(video), "--query", "a"]
+    assert main(args) == 0
+    _check_outputs(out, capsys)
+
+
+def test_demo_video_without_query_is_an_error(tiny_checkpoint, tmp_path, capsys):
+    video = write_video(tmp_path / "v.mp4", np.zeros((8, 32, 32, 3), np.uint8), 5.0)
+    assert main(["demo", "--checkpoint", str(tiny_checkpoint), "--video", str(video), "--out", str(tmp_path)]) == 2
+    assert "--query" in capsys.readouterr().err
+
+
+def test_demo_with_bundled_default_model(tmp_path, capsys):
+    from spacevllm import assets
+
+    pytest.importorskip("spacevllm.modeling.inference")
+    if not (assets.ASSETS / "default_model" / "config.json").is_file():
+        pytest.skip("the embedded default model is not built yet")
+    assert main(["demo", "--out", str(tmp_path / "demo")]) == 0
+    _check_outputs(tmp_path / "demo", capsys)

@@ -1,0 +1,47 @@
+"""``spacevllm train`` under ``accelerate launch`` with 2 CPU processes (gloo), in a subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from spacevllm.engine.train import read_log
+
+pytest.importorskip("spacevllm.world")
+pytest.importorskip("spacevllm.modeling.tiny")
+
+
+def test_two_process_run(tmp_path):
+    from spacevllm.world import generate_world
+
+    world = generate_world(tmp_path / "world", n=4, seed=777)
+    cfg = {
+        "seed": 0,
+        "out_dir": str(tmp_path / "run"),
+        "precision": "no",
+        "threads": 1,
+        "log_every": 1,
+        "save_every": 2,
+        "model": {"tiny": {"num_frames": 4, "image_size": 32, "patch_size": 16, "hidden": 32, "layers": 1}},
+        "data": {"train": [str(world)], "task_weights": {"stvg": 1, "vtg": 1}},
+        "optim": {"lr": 1e-3, "max_steps": 3, "batch_size": 2, "grad_accum": 1},
+    }
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    accelerate = Path(sys.executable).with_name("accelerate")
+    # On a machine without GPUs, --multi_gpu makes accelerate start torchrun workers that use CPU + gloo.
+    cmd = [str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+           "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "spacevllm.cli",
+           "train", "--config", str(tmp_path / "c.yaml"), "--no-progress"]  # fmt: skip
+    env = os.environ | {"CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = read_log(tmp_path / "run" / "log.jsonl")
+    assert [r["step"] for r in rows] == [1, 2, 3]
+    assert (tmp_path / "run" / "final" / "config.json").is_file()
+    assert sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir()) == ["step-00000002", "step-00000003"]
+    assert proc.stdout.count("model saved to") == 2  # both ranks finish
