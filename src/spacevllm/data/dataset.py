@@ -39,15 +39,17 @@ class UniSTGDataset:
 
     ``num_frames``: N_v frames sampled per video; ``frame_size``: optional (H, W) or int resize at decode time;
     ``text_coords``: the Table 7 text-coordinate baseline, whose STVG answer also spells the boxes
-    (``spacevllm.modeling.text_coords.format_answer``).
+    (``spacevllm.modeling.text_coords.format_answer``). ``cache_frames``: keep every decoded video in memory
+    (small synthetic worlds: decoding costs as much as a CPU training step; use with ``num_workers: 0``).
     """
 
-    def __init__(self, records_paths, num_frames: int, frame_size=None, text_coords: bool = False):
+    def __init__(self, records_paths, num_frames: int, frame_size=None, text_coords: bool = False, cache_frames=False):
         paths = [records_paths] if isinstance(records_paths, (str, Path)) else list(records_paths)
         self.items: list[tuple[Record, Path]] = [(r, Path(p)) for p in paths for r in read_records(p)]
         if not self.items:
             raise SpaceVLLMError(f"no records in {', '.join(map(str, paths))}")
         self.num_frames, self.frame_size, self.text_coords = num_frames, frame_size, text_coords
+        self._cache: dict | None = {} if cache_frames else None
 
     def __len__(self) -> int:
         return len(self.items)
@@ -64,13 +66,19 @@ class UniSTGDataset:
         return self._video_item(record, path)
 
     def _video_item(self, record: Record, path: Path) -> dict:
-        media = resolve_media(record, path, "video")
-        sampled = sample_frames(media, self.num_frames, size=self.frame_size)
+        sampled = self._frames(resolve_media(record, path, "video"))
         duration = float(record.duration or sampled.info.duration)
         size = (record.width or sampled.info.width, record.height or sampled.info.height)
         boxes, mask = frame_targets(record, sampled.indices, sampled.times, size)
         answer = self._answer(record, sampled.times, boxes, mask)
         return _item(record, sampled.frames, None, sampled.times, duration, answer, boxes, mask)
+
+    def _frames(self, media: Path):
+        if self._cache is None:
+            return sample_frames(media, self.num_frames, size=self.frame_size)
+        if media not in self._cache:
+            self._cache[media] = sample_frames(media, self.num_frames, size=self.frame_size)
+        return self._cache[media]
 
     def _image_item(self, record: Record, path: Path) -> dict:
         image = read_image(resolve_media(record, path, "image"))

@@ -52,6 +52,7 @@ class DataSection:
     num_frames: int | None = None  # default: the model's config.num_frames
     frame_size: list | int | None = None
     num_workers: int = 0
+    cache_frames: bool = False  # keep decoded videos in memory (small worlds; with num_workers 0)
     world: dict | None = None  # generate_world(out_dir=train[0]'s folder, **world) when train[0] is missing
 
 
@@ -250,7 +251,8 @@ def _build_model_dir(cfg: TrainConfig) -> None:
 def _loader(cfg: TrainConfig, processor, model_config, step: int, acc):
     n = cfg.data.num_frames or int(model_config.num_frames)
     text_coords = getattr(model_config, "query_mode", "interleaved") == "none"
-    ds = UniSTGDataset(cfg.data.train, n, frame_size=cfg.data.frame_size, text_coords=text_coords)
+    d = cfg.data
+    ds = UniSTGDataset(d.train, n, frame_size=d.frame_size, text_coords=text_coords, cache_frames=d.cache_frames)
     sampler = MixtureSampler(ds.tasks, cfg.data.task_weights, cfg.optim.batch_size, cfg.seed)
     ga = cfg.optim.grad_accum
     count = (cfg.optim.max_steps - step) * ga
