@@ -205,12 +205,16 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, stop_af
     spans ``optim.max_steps``.
     """
     from accelerate import Accelerator
-    from accelerate.utils import set_seed
+    from accelerate.utils import DistributedDataParallelKwargs, set_seed
 
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     out = Path(cfg.out_dir)
-    acc = Accelerator(mixed_precision=mixed_precision(cfg.precision), cpu=not torch.cuda.is_available())
+    # single-task batches leave parts of the model unused (e.g. the space head on QA): DDP must allow it
+    ddp = DistributedDataParallelKwargs(find_unused_parameters=True)
+    acc = Accelerator(
+        mixed_precision=mixed_precision(cfg.precision), cpu=not torch.cuda.is_available(), kwargs_handlers=[ddp]
+    )
     last = ckpt.latest_checkpoint(out) if resume else None
     if acc.is_main_process:
         build_data(cfg)
@@ -320,10 +324,14 @@ def _optimizer_step(acc, model, optimizer, scheduler, max_grad_norm) -> None:
     optimizer.zero_grad(set_to_none=True)
 
 
+LOSS_TERMS = ("loss", "loss_time", "loss_space", "loss_l1", "loss_giou")  # eq. 5-6; a term a batch lacks counts 0
+
+
 def _reduce_terms(acc, terms: dict, ga: int) -> dict[str, float]:
-    """Mean of each loss term over the micro-batches of this step and over processes."""
-    names = sorted(terms)
-    local = torch.tensor([terms[n] / ga for n in names], dtype=torch.float64, device=acc.device)
+    """Mean of each loss term over the micro-batches of this step and over processes (fixed names, so every
+    process contributes a tensor of the same shape)."""
+    names = [n for n in LOSS_TERMS if n in terms] if acc.num_processes == 1 else list(LOSS_TERMS)
+    local = torch.tensor([terms.get(n, 0.0) / ga for n in names], dtype=torch.float64, device=acc.device)
     mean = acc.reduce(local, reduction="mean") if acc.num_processes > 1 else local
     return dict(zip(names, mean.tolist()))
 
