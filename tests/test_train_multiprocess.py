@@ -45,3 +45,46 @@ def test_two_process_run(tmp_path):
     assert (tmp_path / "run" / "final" / "config.json").is_file()
     assert sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir()) == ["step-00000002", "step-00000003"]
     assert proc.stdout.count("model saved to") == 2  # both ranks finish
+
+
+def test_kill_9_then_resume_matches_straight_run(tmp_path):
+    import signal
+    import time
+
+    from spacevllm.world import generate_world
+
+    from spacevllm.cli import main
+
+    world = generate_world(tmp_path / "world", n=4, seed=778)
+
+    def config(name):
+        cfg = {
+            "seed": 0,
+            "out_dir": str(tmp_path / name),
+            "precision": "no",
+            "threads": 1,
+            "log_every": 1,
+            "save_every": 2,
+            "keep_checkpoints": 1,
+            "model": {"tiny": {"num_frames": 4, "image_size": 32, "patch_size": 16, "hidden": 32, "layers": 1}},
+            "data": {"train": [str(world)]},
+            "optim": {"lr": 1e-3, "max_steps": 10, "batch_size": 2},
+        }
+        (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump(cfg))
+        return str(tmp_path / f"{name}.yaml")
+
+    cmd = [sys.executable, "-m", "spacevllm.cli", "train", "--config", config("killed"), "--no-progress"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path)
+    ckpts = tmp_path / "killed" / "checkpoints"
+    deadline = time.time() + 120
+    while not (ckpts.is_dir() and any((p / "state.json").exists() for p in ckpts.iterdir())):
+        assert proc.poll() is None and time.time() < deadline, "training ended before its first checkpoint"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (tmp_path / "killed" / "final").exists()
+    assert main(["train", "--config", config("killed"), "--no-progress", "--resume"]) == 0
+    assert main(["train", "--config", config("straight"), "--no-progress"]) == 0
+    a, b = read_log(tmp_path / "straight" / "log.jsonl"), read_log(tmp_path / "killed" / "log.jsonl")
+    assert [r["step"] for r in b] == list(range(1, 11))
+    assert [r["loss"] for r in a] == pytest.approx([r["loss"] for r in b], rel=1e-6)
