@@ -33,6 +33,14 @@ from spacevllm.records import Record
 SENTENCE_KINDS = (("questions", "interrogative"), ("captions", "declarative"))  # TubeDETR's order
 
 
+class MissingVidORError(SpaceVLLMError):
+    """Some sentences' videos have no VidOR file; ``videos`` lists their ids (sorted)."""
+
+    def __init__(self, message: str, videos: list[str]):
+        super().__init__(message)
+        self.videos = videos
+
+
 def index_vidor(vidor_dir: str | Path) -> dict[str, Path]:
     """``{video id: path}`` of every ``<video id>.json`` under ``vidor_dir`` (recursive)."""
     vidor_dir = Path(vidor_dir)
@@ -72,6 +80,14 @@ def read_vidstg(
     return records
 
 
+def sentence_count(path: str | Path) -> int:
+    """Number of sentences (questions + captions) in a VidSTG annotation file, i.e. the next sentence number."""
+    entries = load_json(path)
+    if not isinstance(entries, list):
+        raise InputFileError(path, "expected a JSON list of VidSTG entries")
+    return sum(len(_sentences(e, path, i)) for i, e in enumerate(entries) if isinstance(e, dict))
+
+
 def _check_found(entries: list, found: dict, path, skip_missing: bool) -> None:
     for i, e in enumerate(entries):
         if not isinstance(e, dict) or not isinstance(e.get("vid"), str):
@@ -79,7 +95,7 @@ def _check_found(entries: list, found: dict, path, skip_missing: bool) -> None:
     missing = sorted({e["vid"] for e in entries} - set(found))
     if missing and not skip_missing:
         shown = ", ".join(missing[:5]) + (f", ... ({len(missing)} videos)" if len(missing) > 5 else "")
-        raise SpaceVLLMError(f"{path}: no VidOR annotation file <video id>.json found for video {shown}")
+        raise MissingVidORError(f"{path}: no VidOR annotation file <video id>.json found for video {shown}", missing)
 
 
 def _sentences(entry: dict, path, i: int) -> list[tuple[str, dict]]:
