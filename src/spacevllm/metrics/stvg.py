@@ -150,22 +150,21 @@ def check_protocol(protocol: str) -> None:
         raise SpaceVLLMError(f"unknown STVG protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
 
 
-def _box_array(boxes: Mapping, frames) -> np.ndarray:
-    return np.asarray([boxes[f] for f in frames], dtype=np.float64).reshape(-1, 4)
+def _box_array(boxes: Mapping[str, list], frames) -> np.ndarray:
+    """(len(frames), 4) float64 of ``boxes[str(f)]`` (a record's boxes, keyed by frame strings)."""
+    return np.asarray([boxes[str(f)] for f in frames], dtype=np.float64).reshape(-1, 4)
 
 
 def _hcstvg_target(r, protocol: str) -> STVGTarget:
-    st, img_num = int(r.meta["st_frame"]), int(r.meta["img_num"])
-    boxes = r.frame_boxes()  # {st_frame + i: xyxy}
-    n = len(boxes)
+    st, img_num, n = int(r.meta["st_frame"]), int(r.meta["img_num"]), len(r.boxes)  # boxes keyed st_frame + i
     if protocol == "tubedetr":
         frames = tubedetr_frames(0, img_num - 1, img_num / HCSTVG_DURATION)
         gt = frames[(frames >= st) & (frames < st + n)]
-        return STVGTarget(r.id, r.id, (st, st + n), frames, gt, _box_array(boxes, gt))
+        return STVGTarget(r.id, r.id, (st, st + n), frames, gt, _box_array(r.boxes, gt.tolist()))
     b = max(0, st - 1)
     e = min(st - 1 + n - 1, img_num - 1)
     gt = np.arange(b, e + 1, dtype=np.int64)
-    gt_boxes = _box_array(boxes, gt + 1)  # shifted frame f holds bbox[f - (st_frame - 1)], keyed st_frame + i
+    gt_boxes = _box_array(r.boxes, (gt + 1).tolist())  # shifted frame f holds bbox[f - (st_frame - 1)]
     gt_boxes[:, 2:] = np.minimum(gt_boxes[:, 2:], [r.width, r.height])  # CG-STVG: x2 <= W, y2 <= H
     return STVGTarget(r.id, r.id, (b, e), None, gt, gt_boxes)
 
@@ -173,28 +172,27 @@ def _hcstvg_target(r, protocol: str) -> STVGTarget:
 def _vidstg_target(r, protocol: str) -> STVGTarget | None:
     m = r.meta
     (ub, ue), (tb, te) = m["used_segment"], m["temporal_gt"]
-    boxes = r.frame_boxes()
-    if protocol == "tubedetr":
-        frames = tubedetr_frames(ub, ue, r.fps)
-        gt = frames[(frames >= tb) & (frames < te)]
-        gt = gt[np.isin(gt, np.fromiter(boxes, np.int64, len(boxes)))]  # VidOR holes: not scored
-        return STVGTarget(r.id, m["vid"], (tb, te), frames, gt, _box_array(boxes, gt), m["qtype"])
-    return _vidstg_cgstvg_target(r, boxes)
+    if protocol != "tubedetr":
+        return _vidstg_cgstvg_target(r)
+    frames = tubedetr_frames(ub, ue, r.fps)
+    gt = [f for f in frames[(frames >= tb) & (frames < te)].tolist() if str(f) in r.boxes]  # VidOR holes: not scored
+    gt_frames = np.asarray(gt, np.int64)
+    return STVGTarget(r.id, m["vid"], (tb, te), frames, gt_frames, _box_array(r.boxes, gt), m["qtype"])
 
 
-def _vidstg_cgstvg_target(r, boxes: dict) -> STVGTarget | None:
+def _vidstg_cgstvg_target(r) -> STVGTarget | None:
     m = r.meta
-    (_, ue), (tb, te) = m["used_segment"], m["temporal_gt"]
-    if te < m["used_segment"][0] or tb > ue:
+    (ub, ue), (tb, te) = m["used_segment"], m["temporal_gt"]
+    if te < ub or tb > ue:
         return None  # CG-STVG: GT outside the used segment
     e = min(te, ue)
-    boxes = dict(boxes)
-    if e == te and e not in boxes:
-        boxes[e] = m.get("end_box") or boxes.get(e - 1)
-    gt = np.arange(tb, e + 1, dtype=np.int64)
-    if any(boxes.get(int(f)) is None for f in gt):
+    boxes = dict(r.boxes)
+    if e == te and str(e) not in boxes:
+        boxes[str(e)] = m.get("end_box") or boxes.get(str(e - 1))
+    gt = list(range(tb, e + 1))
+    if any(boxes.get(str(f)) is None for f in gt):
         return None  # CG-STVG: "spoiled" sentence, a hole in the track
-    return STVGTarget(r.id, m["vid"], (tb, e), None, gt, _box_array(boxes, gt.tolist()), m["qtype"])
+    return STVGTarget(r.id, m["vid"], (tb, e), None, np.asarray(gt, np.int64), _box_array(boxes, gt), m["qtype"])
 
 
 # --- predictions ---------------------------------------------------------------------------------------------
@@ -233,24 +231,40 @@ def _is_int(x) -> bool:
 
 
 def _parse_boxes(boxes, path, key: str) -> tuple[np.ndarray, np.ndarray]:
+    """``{"<frame>": [x1, y1, x2, y2]}`` -> (frames int64 (K,) sorted, boxes float64 (K, 4)); every box checked."""
     if not isinstance(boxes, dict):
         raise InputFileError(path, 'must be an object {"<frame>": [x1, y1, x2, y2]}', record=key, field="boxes")
-    for k in boxes:
-        if not (isinstance(k, str) and k.isdigit()):
-            raise InputFileError(path, "frame key must be a non-negative integer", record=key, field=f"boxes[{k!r}]")
     try:
-        arr = np.array(list(boxes.values()), dtype=np.float64).reshape(len(boxes), 4)
-        bad = ~np.isfinite(arr).all(axis=1)
-    except (TypeError, ValueError):
-        bad = None
-    if bad is None or bad.any():
+        ok = all(map(str.isdigit, boxes)) and all(map(str.isascii, boxes))
+    except TypeError:
+        ok = False
+    if not ok:
+        k = next(k for k in boxes if not (isinstance(k, str) and k.isascii() and k.isdigit()))
+        raise InputFileError(path, "frame key must be a non-negative integer", record=key, field=f"boxes[{k!r}]")
+    arr = _box_values(list(boxes.values()))
+    if arr is None:
         k = next(k for k, b in boxes.items() if not _is_box(b))
         raise InputFileError(
             path, f"must be 4 finite numbers [x1, y1, x2, y2], got {boxes[k]!r}", record=key, field=f"boxes[{k!r}]"
         )
-    frames = np.fromiter((int(k) for k in boxes), np.int64, len(boxes))
-    order = np.argsort(frames, kind="stable")
-    return frames[order], arr[order]
+    frames = np.fromiter(map(int, boxes), np.int64, len(boxes))
+    if len(frames) > 1 and not (frames[1:] > frames[:-1]).all():
+        order = np.argsort(frames, kind="stable")
+        frames, arr = frames[order], arr[order]
+    return frames, arr
+
+
+def _box_values(values: list) -> np.ndarray | None:
+    """(K, 4) float64 of K numeric boxes, or None when any is not 4 finite numbers (fast path, numpy)."""
+    try:
+        arr = np.array(values)
+    except (TypeError, ValueError):
+        return None
+    if not values:
+        return np.zeros((0, 4))
+    if arr.ndim != 2 or arr.shape[1] != 4 or arr.dtype.kind not in "iuf" or not np.isfinite(arr).all():
+        return None
+    return arr.astype(np.float64, copy=False)
 
 
 def _is_box(b) -> bool:
