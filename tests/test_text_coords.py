@@ -7,7 +7,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from spacevllm.modeling.text_coords import COORD_SCALE, format_answer, match_sampled_frames, parse_answer
+from spacevllm.modeling.text_coords import (
+    COORD_SCALE,
+    format_answer,
+    format_box,
+    match_sampled_frames,
+    parse_answer,
+    parse_box,
+)
 
 
 def test_format_answer_exact_text():
@@ -97,3 +104,13 @@ def test_match_sampled_frames_nearest_within_half_spacing():
     assert match_sampled_frames(boxes, times) == {1: "a", 2: "b", 0: "z"}
     assert match_sampled_frames({0.4: "x"}, [0.0]) == {0: "x"}
     assert match_sampled_frames({}, times) == {}
+
+
+@given(unit_box)
+def test_rec_box_round_trip(box):
+    assert parse_box(format_box(box)) == pytest.approx(box, abs=0.5 / COORD_SCALE + 1e-9)
+
+
+def test_parse_box_first_box_or_none():
+    assert parse_box("it is at (500, 20, 100, 40) or [1, 2, 3, 4]") == pytest.approx((0.1, 0.02, 0.5, 0.04))
+    assert parse_box("at [1, 2, 3]") is None and parse_box(None) is None

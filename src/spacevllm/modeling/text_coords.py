@@ -80,8 +80,27 @@ def parse_answer(text: str) -> tuple[float | None, float | None, dict[float, tup
 
 
 def _entry_box(m: re.Match) -> tuple[float, float, float, float]:
-    x1, y1, x2, y2 = (min(max(float(m[k]) / COORD_SCALE, 0.0), 1.0) for k in ("x1", "y1", "x2", "y2"))
+    return _unit_box(*(m[k] for k in ("x1", "y1", "x2", "y2")))
+
+
+def _unit_box(*values: str) -> tuple[float, float, float, float]:
+    """Four written coordinates (units of 1/COORD_SCALE) -> normalized xyxy, clipped to [0, 1], corners ordered."""
+    x1, y1, x2, y2 = (min(max(float(v) / COORD_SCALE, 0.0), 1.0) for v in values)
     return min(x1, x2), min(y1, y2), max(x1, x2), max(y1, y2)
+
+
+_BOX_RE = re.compile(rf"[\[(]\s*({_NUM})\s*,\s*({_NUM})\s*,\s*({_NUM})\s*,\s*({_NUM})")
+
+
+def parse_box(text: str) -> tuple[float, float, float, float] | None:
+    """The first ``[x1, y1, x2, y2]`` box (units of 1/COORD_SCALE) in ``text`` as normalized xyxy, or None.
+
+    The REC answer of the text-coordinate baseline is :func:`format_box` of the normalized box.
+    """
+    m = _BOX_RE.search(text) if isinstance(text, str) else None
+    if m is None:
+        return None
+    return _unit_box(*m.groups())
 
 
 def match_sampled_frames(boxes: dict[float, tuple], times) -> dict[int, tuple]:
