@@ -1,0 +1,147 @@
+"""``spacevllm evaluate rec``: referring expression comprehension Acc@0.5 of a predictions file.
+
+    spacevllm evaluate rec --annotations REC.jsonl --predictions PRED.json [--json]
+
+ANN is a REC jsonl file or Uni-STG REC records (fields: :mod:`spacevllm.datasets.refcoco`, README "REC
+evaluation"); ``--bbox-format xywh`` reads REC jsonl boxes as ``[x, y, w, h]``. A RefCOCO-family ``refs(*).p``
+is accepted too, with ``--instances`` (COCO instances JSON) and optionally ``--split``.
+
+PRED.json is one JSON object ``{"<key>": value}``:
+
+* key: the record's ``id``, or its 0-based line index in ANN (ids are matched first); RefCOCO: the sent_id;
+* value: ``[x1, y1, x2, y2]`` pixels, or free text containing a box ``[x1, y1, x2, y2]`` / ``(x1, y1, x2, y2)``
+  (the first one is read; text without a box is a miss), or null (a miss). ``--pred-units normalized`` /
+  ``1000`` read predicted coordinates as fractions of the image size / integers in [0, 1000] (Qwen2-VL style);
+  they need ``width`` and ``height`` in ANN.
+
+A record without a key in PRED is a miss. ``--json`` prints ``{"Acc@0.5", "n"}`` (fraction); otherwise a table
+in percent. A malformed file exits with code 2 and a message naming the file, the record and the field.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+from pathlib import Path
+
+from spacevllm.errors import InputFileError, SpaceVLLMError
+
+PRED_UNITS = {"pixel": None, "normalized": 1.0, "1000": 1000.0}  # name -> value of a full image side
+_NUM = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)"
+_BOX_RE = re.compile(rf"[\[(]\s*({_NUM})\s*,\s*({_NUM})\s*,\s*({_NUM})\s*,\s*({_NUM})\s*[\])]")
+
+EPILOG = """\
+REC.jsonl: one JSON object per line: image (or image_path, img_path, file_name): path; expression (or sent,
+  sentence, query, text): the expression; bbox (or box): [x1, y1, x2, y2] pixels ([x, y, w, h] with
+  --bbox-format xywh); optional id (default: the 0-based line index), width, height. A line with a "task" field
+  is a Uni-STG record (task "rec", one box in "boxes").
+PRED.json: {"<id or 0-based line index>": [x1, y1, x2, y2] | "text with [x1, y1, x2, y2]" | null}, pixels
+  unless --pred-units says otherwise. Absent, null or box-less answers score IoU 0 and stay in n.
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from spacevllm.datasets.refcoco import BBOX_FORMATS
+
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = EPILOG
+    parser.add_argument("--annotations", required=True, help="REC jsonl, Uni-STG REC records, or refs(*).p")
+    parser.add_argument("--predictions", required=True, help="PRED.json (format below)")
+    parser.add_argument("--bbox-format", default="xyxy", choices=BBOX_FORMATS, help="REC jsonl box format (pixels)")
+    parser.add_argument("--pred-units", default="pixel", choices=list(PRED_UNITS), help="units of predicted boxes")
+    parser.add_argument("--instances", help="refs(*).p only: the COCO instances JSON with the boxes")
+    parser.add_argument("--split", help="refs(*).p only: split to score (e.g. val, testA, testB, test)")
+    parser.add_argument("--json", action="store_true", help="print the scores as one JSON object (fractions)")
+
+
+def run(args) -> int:
+    from spacevllm.commands.evaluate_vtg import align_predictions, load_prediction_map, report_misses
+    from spacevllm.metrics.rec import rec_accuracy
+
+    entries = read_rec_annotations(args)
+    if args.pred_units != "pixel":
+        _check_sizes(entries, args.annotations, args.pred_units)
+    keys = [(i, r.id) for i, r in entries]
+    aligned = align_predictions(load_prediction_map(args.predictions), keys, args.predictions, args.annotations)
+    preds = [
+        parse_box(value, key, args.predictions, args.pred_units, r.width, r.height)
+        for (key, value), (_, r) in zip(aligned, entries)
+    ]
+    scores = rec_accuracy(preds, [next(iter(r.boxes.values())) for _, r in entries])
+    report_misses(aligned, preds, "without a box")
+    if args.json:
+        print(json.dumps(scores))
+    else:
+        from spacevllm.metrics.table import format_table
+
+        title = "REC: Acc@0.5 (percent)"
+        print(format_table([(_row_name(args), scores)], ["Acc@0.5", "n"], title=title))
+    return 0
+
+
+def _row_name(args) -> str:
+    name = Path(args.annotations).name
+    return f"{name} {args.split}" if args.split else name
+
+
+def read_rec_annotations(args) -> list:
+    """``[(0-based line index or position, Record)]`` of ANN (REC jsonl, Uni-STG records or refs(*).p)."""
+    from spacevllm.datasets.refcoco import read_rec_jsonl, read_refcoco
+
+    if str(args.annotations).endswith(".p"):
+        if not args.instances:
+            raise SpaceVLLMError(f"{args.annotations}: a RefCOCO refs pickle needs --instances (COCO instances JSON)")
+        entries = list(enumerate(read_refcoco(args.annotations, args.instances, split=args.split)))
+    else:
+        for flag, given in (("--instances", args.instances), ("--split", args.split)):
+            if given:
+                raise SpaceVLLMError(f"{flag} applies to a RefCOCO refs(*).p file only")
+        entries = read_rec_jsonl(args.annotations, bbox_format=args.bbox_format)
+    if not entries:
+        raise InputFileError(args.annotations, "no records to score")
+    return entries
+
+
+def _check_sizes(entries: list, path, units: str) -> None:
+    for _, r in entries:
+        for name in ("width", "height"):
+            if not getattr(r, name):
+                raise InputFileError(path, f"needed by --pred-units {units}", record=r.id, field=name)
+
+
+def parse_box(value, key, path, units: str = "pixel", width=None, height=None) -> list[float] | None:
+    """One PRED value (under ``key``) -> pixel ``[x1, y1, x2, y2]``, or None for a miss (absent, null, no box).
+
+    A numeric list must have x2 >= x1 and y2 >= y1; a box read from text has its corners sorted. ``units``
+    other than "pixel" scale by the image ``width`` / ``height`` (see :data:`PRED_UNITS`).
+    """
+    from spacevllm.commands.evaluate_vtg import MISSING
+
+    if value is MISSING or value is None:
+        return None
+    if isinstance(value, str):
+        m = _BOX_RE.search(value)
+        if m is None:
+            return None
+        x1, y1, x2, y2 = (float(g) for g in m.groups())
+        box = [min(x1, x2), min(y1, y2), max(x1, x2), max(y1, y2)]
+    else:
+        box = _numeric_box(value, key, path)
+    scale = PRED_UNITS[units]
+    if scale is None:
+        return box
+    sx, sy = width / scale, height / scale
+    return [box[0] * sx, box[1] * sy, box[2] * sx, box[3] * sy]
+
+
+def _numeric_box(value, key: str, path) -> list[float]:
+    ok = isinstance(value, (list, tuple)) and len(value) == 4
+    ok = ok and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value)
+    if not ok:
+        msg = f"must be [x1, y1, x2, y2] (4 numbers), the answer text, or null; got {json.dumps(value)[:80]}"
+        raise InputFileError(path, msg, record=key, field="prediction")
+    if value[2] < value[0] or value[3] < value[1]:
+        raise InputFileError(path, f"needs x2 >= x1 and y2 >= y1, got {value!r}", record=key, field="prediction")
+    return [float(v) for v in value]
