@@ -109,8 +109,8 @@ def test_malicious_pickle_is_refused_without_running(tmp_path, protocol):
 
 @pytest.mark.parametrize(
     "obj",
-    [{1, 2}, bytearray(b"ab"), collections.OrderedDict(a=1), Exception("x")],
-    ids=["set", "bytearray", "od", "exc"],
+    [{1, 2}, b"ab", bytearray(b"ab"), collections.OrderedDict(a=1), Exception("x")],
+    ids=["set", "py3-bytes", "bytearray", "od", "exc"],
 )
 def test_any_global_is_refused_at_protocol_2(tmp_path, obj):
     p = tmp_path / "g.p"
