@@ -60,11 +60,12 @@ def run(args) -> int:
     from spacevllm.commands.evaluate_vtg import align_predictions, load_prediction_map, report_misses
     from spacevllm.metrics.rec import rec_accuracy
 
-    entries = read_rec_annotations(args)
+    entries, other_splits = read_rec_annotations(args)
     if args.pred_units != "pixel":
         _check_sizes(entries, args.annotations, args.pred_units)
     keys = [(i, r.id) for i, r in entries]
-    aligned = align_predictions(load_prediction_map(args.predictions), keys, args.predictions, args.annotations)
+    pred = load_prediction_map(args.predictions)
+    aligned = align_predictions(pred, keys, args.predictions, args.annotations, ignore=other_splits)
     preds = [
         parse_box(value, key, args.predictions, args.pred_units, r.width, r.height)
         for (key, value), (_, r) in zip(aligned, entries)
@@ -86,14 +87,22 @@ def _row_name(args) -> str:
     return f"{name} {args.split}" if args.split else name
 
 
-def read_rec_annotations(args) -> list:
-    """``[(0-based line index or position, Record)]`` of ANN (REC jsonl, Uni-STG records or refs(*).p)."""
+def read_rec_annotations(args) -> tuple[list, frozenset]:
+    """``([(0-based line index or position, Record)], ids of other splits)`` of ANN.
+
+    ANN is a REC jsonl / Uni-STG records file, or a refs(*).p with ``--instances`` (and ``--split``: the
+    sentence ids of the other splits are returned so that predictions for them are skipped, not refused).
+    """
     from spacevllm.datasets.refcoco import read_rec_jsonl, read_refcoco
 
+    other = frozenset()
     if str(args.annotations).endswith(".p"):
         if not args.instances:
             raise SpaceVLLMError(f"{args.annotations}: a RefCOCO refs pickle needs --instances (COCO instances JSON)")
-        entries = list(enumerate(read_refcoco(args.annotations, args.instances, split=args.split)))
+        records = read_refcoco(args.annotations, args.instances)
+        if args.split:
+            records, other = _select_split(records, args.split, args.annotations)
+        entries = list(enumerate(records))
     else:
         for flag, given in (("--instances", args.instances), ("--split", args.split)):
             if given:
@@ -101,7 +110,7 @@ def read_rec_annotations(args) -> list:
         entries = read_rec_jsonl(args.annotations, bbox_format=args.bbox_format)
     if not entries:
         raise InputFileError(args.annotations, "no records to score")
-    return entries
+    return entries, other
 
 
 def _check_sizes(entries: list, path, units: str) -> None:
@@ -109,6 +118,16 @@ def _check_sizes(entries: list, path, units: str) -> None:
         for name in ("width", "height"):
             if not getattr(r, name):
                 raise InputFileError(path, f"needed by --pred-units {units}", record=r.id, field=name)
+
+
+def _select_split(records: list, split: str, path) -> tuple[list, frozenset]:
+    from spacevllm.datasets.refcoco import split_matches
+
+    selected = [r for r in records if split_matches(r.meta["split"], split)]
+    if not selected:
+        found = sorted({r.meta["split"] for r in records})
+        raise SpaceVLLMError(f"{path}: no refs in split {split!r}; the file has splits {found}")
+    return selected, frozenset(r.id for r in records if not split_matches(r.meta["split"], split))
 
 
 def parse_box(value, key, path, units: str = "pixel", width=None, height=None) -> list[float] | None:

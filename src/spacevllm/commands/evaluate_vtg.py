@@ -106,18 +106,23 @@ def load_prediction_map(path) -> dict:
     return data
 
 
-def align_predictions(pred: dict, entries: Sequence[tuple[int, str]], pred_path, ann_path) -> list[tuple]:
+def align_predictions(
+    pred: dict, entries: Sequence[tuple[int, str]], pred_path, ann_path, ignore: frozenset = frozenset()
+) -> list[tuple]:
     """``[(PRED key, value)]`` aligned with ``entries`` = [(0-based line index, record id)].
 
-    A record without a key gets ``(None, MISSING)``.
-    A key is matched first against record ids, then against line indexes. A key matching nothing, or two
-    keys naming the same record, raises :class:`InputFileError` naming the predictions file and the key.
+    A record without a key gets ``(None, MISSING)``. A key is matched first against record ids, then against
+    line indexes; keys in ``ignore`` (records of ANN that are not scored, e.g. other splits) are skipped. A key
+    matching nothing, or two keys naming the same record, raises :class:`InputFileError` naming the predictions
+    file and the key.
     """
     by_id = {rid: pos for pos, (_, rid) in enumerate(entries)}
     by_index = {str(index): pos for pos, (index, _) in enumerate(entries)}
     aligned, owner = [(None, MISSING)] * len(entries), {}
     for key, value in pred.items():
         pos = by_id.get(key, by_index.get(key))
+        if pos is None and key in ignore:
+            continue
         if pos is None:
             msg = f"no record in {ann_path} has this id or 0-based line index"
             raise InputFileError(pred_path, msg, record=key, field="key")

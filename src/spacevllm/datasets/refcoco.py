@@ -136,7 +136,11 @@ def read_refcoco(
 
 
 def _in_split(ref, split: str, path, index: int) -> bool:
-    name = _ref_field(ref, "split", path, index, str)
+    return split_matches(_ref_field(ref, "split", path, index, str), split)
+
+
+def split_matches(name: str, split: str) -> bool:
+    """Whether a ref of split ``name`` belongs to the selected ``split`` (``test`` also selects ``test*``)."""
     return name == split or (split == "test" and name.startswith("test"))
 
 
@@ -159,6 +163,7 @@ def _ref_records(ref, index, refs_path, instances_path, boxes, images, images_di
     ann_id = _ref_field(ref, "ann_id", refs_path, index, int)
     image_id = _ref_field(ref, "image_id", refs_path, index, int)
     sentences = _ref_field(ref, "sentences", refs_path, index, list)
+    _ref_field(ref, "split", refs_path, index, str)
     if ann_id not in boxes:
         msg = f"ann_id {ann_id} is not in {instances_path}"
         raise InputFileError(refs_path, msg, record=_ref_name(ref, index), field="ann_id")
