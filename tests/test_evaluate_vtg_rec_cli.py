@@ -86,6 +86,12 @@ SMALL_PRED = {
 }
 
 
+def test_vtg_ranked_candidates_use_the_first(tmp_path, capsys, small_charades):
+    pred = write(tmp_path / "p.json", {"0": [[0, 10], [50, 60]], "1": [[50, 60], [0, 10]]})
+    code, out, _ = vtg(capsys, small_charades, pred, "--json")
+    assert code == 0 and json.loads(out)["R1@0.7"] == 1 / 6
+
+
 def test_vtg_json_hand_computed(tmp_path, capsys, small_charades):
     code, out, err = vtg(capsys, small_charades, write(tmp_path / "p.json", SMALL_PRED), "--json")
     assert code == 0
@@ -133,6 +139,7 @@ def test_vtg_malformed_annotation(tmp_path, capsys):
         ("[[0, 5]]", "expected a JSON object"),
         ({"0": {"start": 0, "end": 5}}, "record 0, field 'prediction'"),
         ({"0": [0, 5, 7]}, "record 0, field 'prediction'"),
+        ({"0": [[0, 5, 7]]}, "record 0, field 'prediction'"),
         ({"1": [-1, 5]}, "record 1, field 'prediction'"),
         ({"0": [True, 5]}, "record 0, field 'prediction'"),
         ({"0": 5}, "record 0, field 'prediction'"),

@@ -6,7 +6,8 @@ PRED.json is one JSON object ``{"<key>": value}``:
 
 * key: the record's 0-based line index in ANN as a string (Charades-STA: ``"0"`` is the first line); with
   ``--dataset unistg`` a record id or a 0-based line index;
-* value: ``[start_s, end_s]`` (closed seconds, a reversed pair is swapped), or the model's free-text answer
+* value: ``[start_s, end_s]`` (closed seconds, a reversed pair is swapped; a ranked list ``[[s, e], ...]`` is
+  scored by its first pair), or the model's free-text answer
   (read with :func:`spacevllm.time_ops.parse_time_range`; an answer it cannot read is a miss), or null (a miss).
 
 A record without a key in PRED is a miss (IoU 0) and stays in the denominator. ``--json`` prints
@@ -29,7 +30,7 @@ DATASETS = ("charades-sta", "unistg")
 MISSING = object()  # a record with no key in PRED
 
 EPILOG = """\
-PRED.json: {"<key>": [start_s, end_s] | "free-text answer" | null}
+PRED.json: {"<key>": [start_s, end_s] | [[start_s, end_s], ...] (ranked; R@1 uses the first) | "answer" | null}
   key: 0-based line index of the record in ANN, as a string ("0" = first line); --dataset unistg: the
   record id or its 0-based line index. Times are closed seconds. Text answers are parsed ("from 2.5 to 7.0
   seconds", "2.5 - 7.0", "00:02.5 to 00:07", ...); an unreadable answer, null, or a record missing from PRED
@@ -152,6 +153,8 @@ def parse_interval(value, key: str, path, parse: Callable | None = None) -> tupl
         if parse is None:
             from spacevllm.time_ops import parse_time_range as parse
         return parse(value)
+    if isinstance(value, list) and value and isinstance(value[0], list):
+        value = value[0]  # ranked candidates [[s, e], ...]: R@1 scores the first
     ok = isinstance(value, (list, tuple)) and len(value) == 2 and all(_is_time(v) for v in value)
     if not ok:
         msg = f"must be [start_s, end_s] (numbers >= 0), the answer text, or null; got {json.dumps(value)[:80]}"
