@@ -29,7 +29,7 @@ from pathlib import Path
 from spacevllm.errors import InputFileError, SpaceVLLMError
 
 PRED_UNITS = {"pixel": None, "normalized": 1.0, "1000": 1000.0}  # name -> value of a full image side
-_NUM = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)"
+_NUM = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
 _BOX_RE = re.compile(rf"[\[(]\s*({_NUM})\s*,\s*({_NUM})\s*,\s*({_NUM})\s*,\s*({_NUM})\s*[\])]")
 
 EPILOG = """\
