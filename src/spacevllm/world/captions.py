@@ -72,8 +72,12 @@ def interrogative(scene: Scene, rng) -> str:
 def vtg_query(scene: Scene, rng) -> str:
     """A VTG sentence describing the event: "the red square moves left." / "a red square moving left"."""
     np_, (v3, ving) = _parts(scene, rng)
-    templates = [f"the {np_} {v3}.", f"the {np_} {ving}", f"a {np_} {v3}."]
+    templates = [f"the {np_} {v3}.", f"the {np_} {ving}", f"{_article(np_)} {np_} {v3}."]
     return templates[int(rng.integers(len(templates)))]
+
+
+def _article(word: str) -> str:
+    return "an" if word[0] in "aeiou" else "a"
 
 
 def _parts(scene: Scene, rng) -> tuple[str, tuple[str, str]]:

@@ -179,6 +179,7 @@ class Scene:
 # --- sampling -------------------------------------------------------------------------------------------------
 REFS = ("colour_shape", "colour", "shape", "none")
 REF_PROBS = (0.35, 0.25, 0.25, 0.15)
+STILL_IDENTIFIABLE = 0.15  # share of confusers that differ in a mentioned attribute (see _confuser)
 _GAP = 1.5  # minimum pixel gap between the outlines' bounding circles of two visible objects
 _TRIES = 60  # random positions tried per object
 
@@ -269,17 +270,29 @@ def random_action(rng, shape, colour, radius, frames, size, kind=None, window=No
     return Action(kind, start, end)
 
 
-def random_window(rng, frames: int) -> tuple[int, int]:
-    """A window ``(start, end)`` (inclusive frames) with ``1 <= start`` and ``end <= frames - 2``."""
+def windows(frames: int) -> list[tuple[int, int]]:
+    """Every allowed window ``(start, end)`` (inclusive frames): ``1 <= start``, ``end <= frames - 2`` and a
+    length in :func:`window_lengths`."""
     lo, hi = window_lengths(frames)
-    length = int(rng.integers(lo, hi + 1))
-    start = int(rng.integers(1, frames - length))
-    return start, start + length - 1
+    return [(s, s + n - 1) for n in range(lo, hi + 1) for s in range(1, frames - n)]
+
+
+def random_window(rng, frames: int) -> tuple[int, int]:
+    """One of :func:`windows`, uniformly (short windows fit in more places, so they are drawn more often;
+    this keeps the best fixed-interval guess low)."""
+    options = windows(frames)
+    return options[int(rng.integers(len(options)))]
 
 
 def _confuser(rng, target: WorldObject, ref: str, frames: int, size: int):
-    """Shares the mentioned static attributes (any one when ``ref`` is "none"), acts differently."""
+    """Shares the static attributes the captions mention (any one when ``ref`` is "none"), acts differently.
+
+    With probability ``STILL_IDENTIFIABLE`` it shares only an attribute the captions do not mention instead,
+    so that the caption's static attributes single the target out (the time window still needs motion).
+    """
     share = {"colour_shape": ("colour", "shape"), "colour": ("colour",), "shape": ("shape",)}.get(ref)
+    if share and rng.random() < STILL_IDENTIFIABLE:
+        share = {"colour_shape": (str(rng.choice(["colour", "shape"])),), "colour": ("shape",)}.get(ref, ("colour",))
     share = share or (("colour",) if rng.random() < 0.5 else ("shape",))
     colour = target.colour if "colour" in share else _other(rng, list(COLOURS), target.colour)
     shape = target.shape if "shape" in share else _other(rng, SHAPES, target.shape)
@@ -318,13 +331,7 @@ def _same_action_other_time(rng, target: WorldObject, ref: str, frames: int, siz
 
 def _disjoint_window(rng, a: Action, frames: int) -> tuple[int, int] | None:
     """A window at least one frame away from ``a``'s, or None when the clip has no room."""
-    lo, hi = window_lengths(frames)
-    options = [
-        (s, s + n - 1)
-        for n in range(lo, hi + 1)
-        for s in range(1, frames - n)
-        if s + n - 1 < a.start - 1 or s > a.end + 1
-    ]
+    options = [(s, e) for s, e in windows(frames) if e < a.start - 1 or s > a.end + 1]
     return options[int(rng.integers(len(options)))] if options else None
 
 
