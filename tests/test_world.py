@@ -48,6 +48,9 @@ def test_generate_twice_gives_identical_bytes(split, tmp_path):
     again = generate_world(tmp_path / "again", n=6, seed=11)
     assert again.read_bytes() == split.read_bytes()
     assert (again.parent / "scenes.jsonl").read_bytes() == (split.parent / "scenes.jsonl").read_bytes()
+    for media in ("videos/s11-000003.mp4", "images"):
+        for a in sorted((split.parent / media).rglob("*") if media == "images" else [split.parent / media]):
+            assert a.read_bytes() == (again.parent / a.relative_to(split.parent)).read_bytes()
     other = generate_world(tmp_path / "other", n=6, seed=12)
     assert other.read_bytes() != split.read_bytes()
 

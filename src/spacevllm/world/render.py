@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from spacevllm.world.scene import Scene, Track
+from spacevllm.world.scene import SHAPE_EXTENT, Scene, Track
 
 _SQUARE = 0.8  # half side of a square, in radii
 _CROSS_ARM = 0.3  # half width of a cross's arms, in radii
@@ -19,13 +19,26 @@ _DIAMOND_WIDTH = 0.6  # half width of a diamond, in radii (half height = 1)
 
 def shape_mask(shape: str, track: Track, size: int) -> np.ndarray:
     """(F, size, size) bool: the pixels whose centres lie inside the shape on each frame of ``track``."""
-    centres = np.arange(size, dtype=np.float64) + 0.5
-    du = centres[None, None, :] - track.cx[:, None, None]
-    dv = centres[None, :, None] - track.cy[:, None, None]
+    return _mask_in(shape, track, (0, size, 0, size))
+
+
+def _mask_in(shape: str, track: Track, window: tuple[int, int, int, int]) -> np.ndarray:
+    """(F, y1 - y0, x1 - x0) bool: :func:`shape_mask` restricted to the pixel window ``(x0, x1, y0, y1)``."""
+    x0, x1, y0, y1 = window
+    du = np.arange(x0, x1, dtype=np.float64)[None, None, :] + 0.5 - track.cx[:, None, None]
+    dv = np.arange(y0, y1, dtype=np.float64)[None, :, None] + 0.5 - track.cy[:, None, None]
     theta = np.deg2rad(track.angle)[:, None, None]
     u = np.cos(theta) * du + np.sin(theta) * dv  # object frame: rotate the offset by -angle
     v = -np.sin(theta) * du + np.cos(theta) * dv
     return _INSIDE[shape](u, v, track.radius[:, None, None])
+
+
+def _window(shape: str, track: Track, size: int) -> tuple[int, int, int, int]:
+    """A pixel window ``(x0, x1, y0, y1)`` inside the frame that holds the shape on every frame of ``track``."""
+    reach = SHAPE_EXTENT[shape] * track.radius + 1
+    x0, x1 = np.floor(np.min(track.cx - reach)), np.ceil(np.max(track.cx + reach))
+    y0, y1 = np.floor(np.min(track.cy - reach)), np.ceil(np.max(track.cy + reach))
+    return int(max(x0, 0)), int(min(x1, size)), int(max(y0, 0)), int(min(y1, size))
 
 
 def _circle(u, v, r):
@@ -86,8 +99,10 @@ def render_scene(scene: Scene) -> tuple[np.ndarray, dict[int, list[list[int] | N
     boxes = {}
     for obj in scene.objects:
         track = obj.track(scene.frames)
-        mask = shape_mask(obj.shape, track, scene.size) & track.visible[:, None, None]
+        x0, x1, y0, y1 = _window(obj.shape, track, scene.size)
+        mask = _mask_in(obj.shape, track, (x0, x1, y0, y1)) & track.visible[:, None, None]
         a = (mask * track.alpha[:, None, None])[..., None]
-        frames = frames * (1 - a) + track.rgb[:, None, None, :] * a
-        boxes[obj.id] = mask_boxes(mask)
+        crop = frames[:, y0:y1, x0:x1]
+        frames[:, y0:y1, x0:x1] = crop * (1 - a) + track.rgb[:, None, None, :] * a
+        boxes[obj.id] = [None if b is None else [b[0] + x0, b[1] + y0, b[2] + x0, b[3] + y0] for b in mask_boxes(mask)]
     return np.clip(np.rint(frames), 0, 255).astype(np.uint8), boxes
