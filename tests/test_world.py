@@ -165,6 +165,16 @@ def test_a_distractor_shares_colour_or_shape_with_the_target():
         assert lo <= t.action.end - t.action.start + 1 <= hi
 
 
+@pytest.mark.parametrize("size, frames", [(32, 16), (64, 4), (96, 24)])
+def test_a_visible_object_always_has_a_box(size, frames):
+    for i in range(25):
+        scene = sample_scene(4, i, frames, 5.0, size)
+        _, boxes = render_scene(scene)
+        for obj in scene.objects:
+            visible = obj.track(frames).visible
+            assert [b is not None for b in boxes[obj.id]] == visible.tolist()
+
+
 def test_objects_never_overlap_and_stay_inside():
     for i in range(20):
         scene = sample_scene(9, i)

@@ -180,6 +180,9 @@ class Scene:
 REFS = ("colour_shape", "colour", "shape", "none")
 REF_PROBS = (0.35, 0.25, 0.25, 0.15)
 STILL_IDENTIFIABLE = 0.15  # share of confusers that differ in a mentioned attribute (see _confuser)
+# No object is ever smaller than this radius (pixels): every shape then holds a disc of radius > 1 px (the cross's
+# is the smallest, 0.42 radii), which always contains a pixel centre, so a visible object always has a box.
+MIN_RADIUS = 2.5
 _GAP = 1.5  # minimum pixel gap between the outlines' bounding circles of two visible objects
 _TRIES = 60  # random positions tried per object
 
@@ -245,7 +248,7 @@ def _with_background(rng, scene: Scene) -> Scene:
 
 
 def _new_object(rng, colour: str, shape: str, frames: int, size: int, action: Action | None = None) -> WorldObject:
-    radius = float(rng.uniform(0.08, 0.11) * size)
+    radius = max(float(rng.uniform(0.08, 0.11) * size), MIN_RADIUS / 0.8)
     if action is None:
         action = random_action(rng, shape, colour, radius, frames, size)
     return WorldObject(-1, colour, shape, 0.0, 0.0, radius, action)
@@ -261,7 +264,7 @@ def random_action(rng, shape, colour, radius, frames, size, kind=None, window=No
         direction = str(rng.choice(list(DIRECTIONS)))
         return Action(kind, start, end, direction=direction, distance=float(rng.uniform(0.18, 0.35) * size))
     if kind in ("grow", "shrink"):
-        factor = float(rng.uniform(1.4, 1.7) if kind == "grow" else rng.uniform(0.5, 0.65))
+        factor = float(rng.uniform(1.4, 1.7) if kind == "grow" else max(rng.uniform(0.5, 0.65), MIN_RADIUS / radius))
         return Action(kind, start, end, factor=factor)
     if kind == "recolor":
         return Action(kind, start, end, to_colour=str(rng.choice([c for c in COLOURS if c != colour])))
