@@ -13,6 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from spacevllm.cli import main
+from spacevllm.errors import SpaceVLLMError
 from spacevllm.records import read_records, resolve_media
 from spacevllm.time_ops import format_time_range, parse_time_range
 from spacevllm.world import generate_world, world_stats
@@ -271,6 +272,26 @@ def test_cli_rejects_bad_options(tmp_path, capsys, extra, message):
     assert main(["synth-world", "--out", str(tmp_path), "--seed", "1", "--no-progress", *extra]) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"n": 2.5}, "n must be a positive integer, got 2.5"),
+        ({"seed": -1}, "seed must be a non-negative integer"),
+        ({"fps": 0}, "fps must be positive"),
+        ({"tasks": "rec,chat"}, "tasks must be a non-empty subset"),
+    ],
+)
+def test_generate_world_rejects_bad_arguments(tmp_path, kwargs, message):
+    args = {"n": 1, "seed": 0} | kwargs
+    with pytest.raises(SpaceVLLMError, match=message):
+        generate_world(tmp_path, **args)
+    assert not (tmp_path / "records.jsonl").exists()
+
+
+def test_tasks_as_comma_string(tmp_path):
+    assert {r.task for r in read_records(generate_world(tmp_path, 1, 0, tasks="rec,qa"))} == {"rec", "qa"}
 
 
 def test_cli_unwritable_out(tmp_path, capsys):

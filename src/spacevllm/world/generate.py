@@ -16,6 +16,8 @@ atomically, so a present file is complete).
 from __future__ import annotations
 
 import json
+import math
+import operator
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -58,36 +60,52 @@ def generate_world(
     arguments give byte-identical records and identical frames. Raises :class:`SpaceVLLMError` for bad options
     or an unwritable ``out_dir``.
     """
-    tasks = _check_options(n, seed, frames, fps, size, tasks)
+    n, seed, frames, size, tasks = _check_options(n, seed, frames, fps, size, tasks)
+    fps = float(fps)
     out = _prepare(Path(out_dir), {"format": FORMAT_VERSION, "frames": frames, "fps": fps, "size": size})
     records, scenes = [], []
-    for index in _progress(range(n), progress, f"world seed {seed}"):
-        scene = sample_scene(seed, index, frames, fps, size)
-        rows, scene_row = _scene_outputs(out, scene, tasks)
-        records.extend(rows)
-        scenes.append(scene_row)
-    write_jsonl_atomic(out / "scenes.jsonl", scenes)
-    path = out / "records.jsonl"
-    write_jsonl_atomic(path, records)
-    return path
+    try:
+        for index in _progress(range(n), progress, f"world seed {seed}"):
+            scene = sample_scene(seed, index, frames, fps, size)
+            rows, scene_row = _scene_outputs(out, scene, tasks)
+            records.extend(rows)
+            scenes.append(scene_row)
+        write_jsonl_atomic(out / "scenes.jsonl", scenes)
+        write_jsonl_atomic(out / "records.jsonl", records)
+    except OSError as err:
+        raise SpaceVLLMError(f"{err.filename or out}: cannot write ({err.strerror or err})") from None
+    return out / "records.jsonl"
 
 
-def _check_options(n, seed, frames, fps, size, tasks) -> tuple[str, ...]:
+def _check_options(n, seed, frames, fps, size, tasks) -> tuple:
+    """Validated ``(n, seed, frames, size, tasks)`` as ints and a tuple of task names; SpaceVLLMError if bad.
+    ``tasks`` may be a comma-separated string."""
+    raw = {"n": n, "seed": seed, "frames": frames, "size": size}
+    n, seed, frames, size = (_as_int(v) for v in raw.values())
     checks = [
-        (isinstance(n, int) and n >= 1, f"n must be a positive integer, got {n!r}"),
-        (isinstance(seed, int) and seed >= 0, f"seed must be a non-negative integer, got {seed!r}"),
-        (isinstance(frames, int) and frames >= 4, f"frames must be an integer >= 4, got {frames!r}"),
-        (isinstance(fps, (int, float)) and fps > 0, f"fps must be positive, got {fps!r}"),
-        (isinstance(size, int) and size >= 32 and size % 2 == 0, f"size must be an even integer >= 32, got {size!r}"),
+        (n is not None and n >= 1, f"n must be a positive integer, got {raw['n']!r}"),
+        (seed is not None and seed >= 0, f"seed must be a non-negative integer, got {raw['seed']!r}"),
+        (frames is not None and frames >= 4, f"frames must be an integer >= 4, got {raw['frames']!r}"),
+        (isinstance(fps, (int, float)) and math.isfinite(fps) and fps > 0, f"fps must be positive, got {fps!r}"),
+        (size is not None and size >= 32 and size % 2 == 0, f"size must be an even integer >= 32, got {raw['size']!r}"),
     ]
     for ok, msg in checks:
         if not ok:
             raise SpaceVLLMError(msg)
-    tasks = tuple(dict.fromkeys(tasks))
+    tasks = tuple(dict.fromkeys(tasks.split(",") if isinstance(tasks, str) else tasks))
     bad = [t for t in tasks if t not in WORLD_TASKS]
     if bad or not tasks:
         raise SpaceVLLMError(f"tasks must be a non-empty subset of {','.join(WORLD_TASKS)}, got {','.join(tasks)!r}")
-    return tasks
+    return n, seed, frames, size, tasks
+
+
+def _as_int(v) -> int | None:
+    if isinstance(v, bool):
+        return None
+    try:
+        return operator.index(v)
+    except TypeError:
+        return None
 
 
 def _prepare(out: Path, options: dict) -> Path:
