@@ -8,6 +8,19 @@ Layout of ``out_dir``::
     videos/s{seed}-{index:06d}.mp4
     images/s{seed}-{index:06d}-f{frame:02d}.png
 
+``scenes.jsonl`` rows: ``{"scene", "seed", "index", "video", "frames", "fps", "size", "target" (object id), "ref",
+"background", "objects": [{"id", "colour", "shape", "x", "y", "radius", "action": {"kind", "start", "end", ...},
+"boxes": {"<frame>": [x1, y1, x2, y2]}}]}``, ids = positions in ``objects``, boxes pixel-edge xyxy
+(``spacevllm.world.render``) on every frame the object is visible (e.g. for a noisy "oracle detector").
+
+Record ``meta`` (video tasks): ``seed``, ``index``, ``target`` (object id), the target's ``colour``/``shape``
+(initial) and ``action`` (as in scenes.jsonl), ``ref`` (static attributes the caption mentions: "colour_shape",
+"colour", "shape", "none"), ``static_matches`` (ids of the objects with those attributes), ``still_identifiable``
+(only the target has them), ``distractors`` (``{"<id>": kinds}``: same_colour, same_shape, still,
+different_action, same_time, same_action_other_time), ``n_objects``, ``sentence_type`` ("declarative" /
+"interrogative"), and ``question_type`` for QA. REC ``meta``: ``seed``, ``index``, ``frame``, ``object``,
+``expression`` ("colour", "shape", "colour_shape" or "position").
+
 Scene ``index`` of ``seed`` depends only on ``(seed, index, frames, size)``, so a larger ``n`` extends a split
 and an interrupted run resumes: files already present are not written again (every file is written
 atomically, so a present file is complete).
