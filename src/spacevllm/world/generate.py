@@ -49,6 +49,7 @@ from spacevllm.world.scene import Scene, sample_scene
 WORLD_TASKS = ("stvg", "vtg", "rec", "qa")
 _VIDEO_TASKS = ("stvg", "vtg", "qa")
 FORMAT_VERSION = 1
+MOTION_ONLY = ("move", "jump", "grow", "shrink")  # actions no single frame reveals
 
 
 def generate_world(
@@ -306,6 +307,8 @@ def world_stats(records_path: str | os.PathLike) -> dict:
       ``fixed_interval`` its ``[start, end]`` seconds.
     - ``still_identifiable``: share of STVG queries whose target the caption's static attributes (colour, shape)
       already single out, i.e. a still frame before any action would suffice to find the object.
+    - ``motion_only``: share of STVG queries whose target action leaves no trace on any single frame (it moves,
+      jumps, grows or shrinks: only comparing frames shows it; a spin, fade or colour blend is visible mid-action).
     - ``still_oracle_time_m_vIoU``: m_vIoU of a model that knows the GT interval but, looking at still frames,
       can only pick uniformly among the objects with the caption's static attributes (expected value).
     - ``still_fixed_interval_m_vIoU``: the same pick with the best fixed interval instead of the GT one.
@@ -325,6 +328,7 @@ def world_stats(records_path: str | os.PathLike) -> dict:
         "fixed_interval": [a / fps, b / fps],
         "fixed_interval_m_tIoU": best,
         "still_identifiable": float(np.mean([bool(r.meta["still_identifiable"]) for r in stvg])),
+        "motion_only": float(np.mean([r.meta["action"]["kind"] in MOTION_ONLY for r in stvg])),
     }
     scenes_path = path.parent / "scenes.jsonl"
     if scenes_path.is_file():
