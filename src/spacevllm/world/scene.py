@@ -197,9 +197,10 @@ def sample_scene(seed: int, index: int, frames: int = 16, fps: float = 5.0, size
     """Scene ``index`` of the world with ``seed`` (its own RNG stream, independent of how many scenes are made).
 
     The target performs one action; the confuser (always present) shares the static attributes the captions
-    mention (``ref``) but acts differently; with 3+ objects an optional second distractor performs the same
-    action at another time but differs in a mentioned attribute; further objects are random. Objects never
-    overlap and stay inside the frame.
+    mention (``ref``; in a ``STILL_IDENTIFIABLE`` share of scenes only an unmentioned one) but acts
+    differently; with 3+ objects an optional second distractor performs the same action at another time but
+    differs in a mentioned attribute; further objects are random. Objects never overlap and stay inside the
+    frame.
     """
     rng = np.random.default_rng([seed, index])
     for _ in range(200):
