@@ -51,6 +51,7 @@ def _check_outputs(out, capsys):
 @pytest.fixture(scope="module")
 def tiny_checkpoint(tmp_path_factory):
     pytest.importorskip("spacevllm.modeling.inference")
+    pytest.importorskip("spacevllm.modeling.tiny")
     from spacevllm.modeling.tiny import build_tiny_checkpoint
 
     return build_tiny_checkpoint(tmp_path_factory.mktemp("ckpt"), num_frames=4, image_size=32, patch_size=16)
@@ -75,6 +76,7 @@ def test_demo_with_bundled_default_model(tmp_path, capsys):
     from spacevllm import assets
 
     pytest.importorskip("spacevllm.modeling.inference")
+    pytest.importorskip("spacevllm.modeling.tiny")
     if not (assets.ASSETS / "default_model" / "config.json").is_file():
         pytest.skip("the embedded default model is not built yet")
     assert main(["demo", "--out", str(tmp_path / "demo")]) == 0

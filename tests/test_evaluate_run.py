@@ -48,6 +48,7 @@ def test_viou_thresholds_are_strict():
 @pytest.fixture(scope="module")
 def tiny_setup(tmp_path_factory):
     pytest.importorskip("spacevllm.modeling.inference")
+    pytest.importorskip("spacevllm.modeling.tiny")
     pytest.importorskip("spacevllm.world")
     from spacevllm.modeling.tiny import build_tiny_checkpoint
     from spacevllm.world import generate_world

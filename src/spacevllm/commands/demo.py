@@ -46,14 +46,9 @@ def run(args) -> int:
 def _ground(checkpoint: Path, video: Path, query: str):
     import torch
 
-    from spacevllm.errors import SpaceVLLMError
-    from spacevllm.modeling import SpaceVLLMForConditionalGeneration, SpaceVLLMProcessor
-    from spacevllm.modeling.inference import ground
+    from spacevllm.modeling.inference import ground, load_model
 
-    if not (checkpoint / "config.json").is_file():
-        raise SpaceVLLMError(f"{checkpoint}: not a model folder (no config.json)")
-    model = SpaceVLLMForConditionalGeneration.from_pretrained(checkpoint).eval()
-    processor = SpaceVLLMProcessor.from_pretrained(checkpoint)
+    model, processor = load_model(checkpoint)
     with torch.no_grad():
         return ground(model, processor, str(video), query)
 

@@ -58,13 +58,10 @@ def evaluate_run(annotations, checkpoint, out, batch_size: int = 8, progress: bo
 
 
 def load_model(checkpoint: Path):
-    """(model in eval mode, processor) from a SpaceVLLM checkpoint folder."""
-    from spacevllm.modeling import SpaceVLLMForConditionalGeneration, SpaceVLLMProcessor
+    """(model in eval mode, processor): :func:`spacevllm.modeling.inference.load_model` (one-line errors)."""
+    from spacevllm.modeling.inference import load_model as _load
 
-    if not (checkpoint / "config.json").is_file():
-        raise SpaceVLLMError(f"{checkpoint}: not a model folder (no config.json)")
-    model = SpaceVLLMForConditionalGeneration.from_pretrained(checkpoint).eval()
-    return model, SpaceVLLMProcessor.from_pretrained(checkpoint)
+    return _load(checkpoint)
 
 
 def partial_path(out: Path, rank: int) -> Path:
@@ -204,10 +201,10 @@ def score_stvg(records: list[Record], preds: dict[str, dict]) -> dict:
     """m_tIoU, m_vIoU, vIoU@0.3, vIoU@0.5 over the model's sampled frames (the synthetic world's protocol).
 
     The frames that count are the N_v frames the model saw (``sampled_frames``): the GT set ``G`` holds those
-    whose time lies in the closed GT interval ``[start, end]`` seconds, the predicted set ``P`` those of the tube.
-    tIoU = |P ∩ G| / |P ∪ G|; vIoU = sum over P ∩ G of box IoU / |P ∪ G| (a GT frame without a box counts 0);
-    vIoU@R = share of samples with vIoU > R (strict, as TubeDETR). Real benchmarks use the TubeDETR protocol of
-    ``spacevllm evaluate`` instead (5 fps frames of the whole video).
+    whose time lies in the closed GT interval ``[start, end]`` seconds and that have a GT box, the predicted set
+    ``P`` the frames of the tube. tIoU = |P ∩ G| / |P ∪ G|; vIoU = sum over P ∩ G of box IoU / |P ∪ G|
+    (``spacevllm.metrics.stvg.tube_scores``); vIoU@R = share of samples with vIoU > R (strict, as TubeDETR). A
+    record without a prediction scores 0. Real benchmarks use ``spacevllm evaluate stvg`` (TubeDETR protocol).
     """
     t, v = np.array([stvg_sample(r, preds.get(r.id)) for r in records], np.float64).reshape(-1, 2).T
     return {
@@ -222,16 +219,18 @@ def score_stvg(records: list[Record], preds: dict[str, dict]) -> dict:
 def stvg_sample(record: Record, row: dict | None) -> tuple[float, float]:
     """(tIoU, vIoU) of one STVG prediction row over its sampled frames; (0, 0) without a prediction."""
     from spacevllm.box_ops import elementwise_box_iou
+    from spacevllm.metrics.stvg import tube_scores
 
     if not row or not row.get("sampled_frames"):
         return 0.0, 0.0
     fps = float(row.get("fps") or record.fps)
-    gt = {f for f in row["sampled_frames"] if record.start - 1e-6 <= f / fps <= record.end + 1e-6}
-    pred = {int(b["frame"]): b["box"] for b in row.get("boxes") or []}
-    union, inter = gt | set(pred), sorted(gt & set(pred))
-    if not union:
-        return 0.0, 0.0
     gt_boxes = record.frame_boxes()
-    hits = [f for f in inter if f in gt_boxes]
-    ious = elementwise_box_iou(np.array([pred[f] for f in hits]), np.array([gt_boxes[f] for f in hits])) if hits else []
-    return len(inter) / len(union), float(np.sum(ious)) / len(union)
+    gt = [f for f in row["sampled_frames"] if record.start - 1e-6 <= f / fps <= record.end + 1e-6 and f in gt_boxes]
+    pred = {int(b["frame"]): b["box"] for b in row.get("boxes") or []}
+    ious = np.zeros(len(gt))
+    hit = [i for i, f in enumerate(gt) if f in pred]
+    if hit:
+        a = np.array([pred[gt[i]] for i in hit], np.float64)
+        ious[hit] = elementwise_box_iou(a, np.array([gt_boxes[gt[i]] for i in hit], np.float64))
+    tiou, viou, _ = tube_scores(gt, sorted(pred), ious)
+    return tiou, viou
