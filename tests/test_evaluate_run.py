@@ -48,13 +48,10 @@ def test_viou_thresholds_are_strict():
 @pytest.fixture(scope="module")
 def tiny_setup(tmp_path_factory):
     pytest.importorskip("spacevllm.modeling.inference")
-    pytest.importorskip("spacevllm.modeling.tiny")
-    pytest.importorskip("spacevllm.world")
-    from spacevllm.modeling.tiny import build_tiny_checkpoint
-    from spacevllm.world import generate_world
-
-    records = generate_world(tmp_path_factory.mktemp("world"), n=3, seed=99)
-    ckpt = build_tiny_checkpoint(tmp_path_factory.mktemp("ckpt"), num_frames=4, image_size=32, patch_size=16)
+    tiny = pytest.importorskip("spacevllm.modeling.tiny")
+    world = pytest.importorskip("spacevllm.world")
+    records = world.generate_world(tmp_path_factory.mktemp("world"), n=3, seed=99)
+    ckpt = tiny.build_tiny_checkpoint(tmp_path_factory.mktemp("ckpt"), num_frames=4, image_size=32, patch_size=16)
     return records, ckpt
 
 
