@@ -51,9 +51,8 @@ def test_kill_9_then_resume_matches_straight_run(tmp_path):
     import signal
     import time
 
-    from spacevllm.world import generate_world
-
     from spacevllm.cli import main
+    from spacevllm.world import generate_world
 
     world = generate_world(tmp_path / "world", n=4, seed=778)
 
