@@ -310,7 +310,7 @@ def _generate(model, processor, inputs: dict, max_new_tokens: int, cache=None, *
         kwargs.update(_model_inputs(inputs))
     else:
         kwargs["cache"] = cache
-    sequences = model.generate(**kwargs, **generate_kwargs)
+    sequences = model.generate(**{**kwargs, **generate_kwargs})
     new = sequences[:, inputs["input_ids"].shape[1] :]
     return [t.strip() for t in tokenizer.batch_decode(new, skip_special_tokens=True)]
 

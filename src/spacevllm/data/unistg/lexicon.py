@@ -49,7 +49,7 @@ brush brushes comb combs tie ties cross crosses star stars plant plants""".split
 
 DETERMINERS = frozenset(
     """a an the this that these those some another other each every any no one two three
-four five several few many his her their its my your our""".split()
+four five several few many his her their its my your our which what whose""".split()
 )
 PREPOSITIONS = frozenset(
     """in on at to into onto from with by of for under over near beside behind across through
