@@ -45,8 +45,11 @@ def test_tiny_run_loss_decreases_and_model_loads(world, tmp_path, capsys):
     rows = read_log(tmp_path / "run" / "log.jsonl")
     assert [r["step"] for r in rows] == list(range(1, 17))
     assert {"loss", "loss_time", "lr", "samples_per_s"} <= set(rows[0])
-    first, last = sum(r["loss"] for r in rows[:4]) / 4, sum(r["loss"] for r in rows[-4:]) / 4
-    assert last < first
+    # batches mix tasks (REC has no text target, VTG no boxes), so compare each term over the steps that have it
+    for term in ("loss_time", "loss_space"):
+        values = [r[term] for r in rows if r[term] > 0]
+        assert len(values) >= 6, term
+        assert sum(values[-3:]) / 3 < sum(values[:3]) / 3, term
     assert "model saved to" in capsys.readouterr().out
     from spacevllm.modeling import SpaceVLLMForConditionalGeneration, SpaceVLLMProcessor
 

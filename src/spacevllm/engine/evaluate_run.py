@@ -108,6 +108,15 @@ def _merge(out: Path, records: list[Record]) -> None:
         p.unlink()
 
 
+def _ends_torn(path: Path) -> bool:
+    """True when ``path`` is non-empty and its last line has no newline (a torn write)."""
+    if not path.is_file() or path.stat().st_size == 0:
+        return False
+    with open(path, "rb") as f:
+        f.seek(-1, os.SEEK_END)
+        return f.read(1) != b"\n"
+
+
 def _batches(records: list[Record], batch_size: int) -> Iterable[list[Record]]:
     """Consecutive single-task batches of at most ``batch_size`` records."""
     by_task: dict[str, list[Record]] = {}
@@ -124,6 +133,8 @@ def _predict_all(model, processor, records, annotations, partial: Path, batch_si
 
     bar = tqdm(total=len(records), disable=not progress, desc="evaluate", dynamic_ncols=True)
     with open(partial, "a", encoding="utf-8") as f, torch.no_grad():
+        if _ends_torn(partial):
+            f.write("\n")  # a kill mid-write left a partial line: start ours on a fresh line
         for batch in _batches(records, batch_size):
             rows = predict_batch(model, processor, batch, annotations)
             f.write("".join(json.dumps(row) + "\n" for row in rows))

@@ -154,6 +154,7 @@ def ground_batch(model, processor, videos, queries, num_frames: int | None = Non
     inputs = _video_inputs(model, processor, samples, queries, "stvg")
     text_mode = _text_mode(model)
     budget = TIME_ANSWER_TOKENS + (TEXT_COORD_TOKENS_PER_FRAME * len(samples[0].times) if text_mode else 0)
+    budget = generate_kwargs.pop("max_new_tokens", budget)
     if text_mode:
         texts = _generate(model, processor, inputs, budget, **generate_kwargs)
         return [_text_tube(t, s) for t, s in zip(texts, samples)]

@@ -1,0 +1,61 @@
+"""Training objectives (section 3.1.4, eq. 5-6), DETR-style: a dict of named terms and a weight dict.
+
+    L_space = lambda_L1 * L1(B_hat, B) + lambda_giou * L_giou(B_hat, B)      (eq. 5, frames in [t_s, t_e] only)
+    L       = lambda_time * L_time + lambda_space * L_space                   (eq. 6)
+
+Boxes are normalized cxcywh (B, N_q, 4); ``box_mask`` (B, N_q) marks the frames inside the ground-truth range that
+have a box, so only those enter L_space. L_time is the autoregressive cross-entropy on the answer text.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from spacevllm.box_ops import box_cxcywh_to_xyxy, elementwise_generalized_box_iou
+
+
+def loss_weights(config) -> dict[str, float]:
+    """The paper's lambdas (section 4.1: 1, 1, 3, 1) read from the config."""
+    return {
+        "lambda_time": config.lambda_time,
+        "lambda_space": config.lambda_space,
+        "lambda_l1": config.lambda_l1,
+        "lambda_giou": config.lambda_giou,
+    }
+
+
+def time_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """L_time: next-token CE; logits (B, L, V), labels (B, L) with -100 outside the answer."""
+    shift_logits, shift_labels = logits[:, :-1].float(), labels[:, 1:]
+    if (shift_labels != -100).sum() == 0:
+        return shift_logits.sum() * 0.0
+    return F.cross_entropy(
+        shift_logits.reshape(-1, shift_logits.shape[-1]), shift_labels.reshape(-1), ignore_index=-100
+    )
+
+
+def space_losses(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
+    """L1 and GIoU terms of eq. 5 averaged over the masked boxes. pred, target (B, N, 4) cxcywh; mask (B, N)."""
+    mask = mask.bool()
+    if not mask.any():
+        zero = pred.sum() * 0.0
+        return {"loss_l1": zero, "loss_giou": zero}
+    p, t = pred[mask].float(), target[mask].float().to(pred.device)
+    l1 = F.l1_loss(p, t, reduction="none").sum(-1).mean()
+    giou = 1.0 - elementwise_generalized_box_iou(box_cxcywh_to_xyxy(p), box_cxcywh_to_xyxy(t))
+    return {"loss_l1": l1, "loss_giou": giou.mean()}
+
+
+def spacevllm_loss(config, logits, labels=None, pred_boxes=None, target_boxes=None, box_mask=None):
+    """Total loss (eq. 6) and the dict of named terms: loss_time, loss_l1, loss_giou, loss_space."""
+    w = loss_weights(config)
+    terms = {"loss_time": time_loss(logits, labels) if labels is not None else logits.sum() * 0.0}
+    if pred_boxes is not None and target_boxes is not None and box_mask is not None:
+        n = min(pred_boxes.shape[1], target_boxes.shape[1])
+        terms.update(space_losses(pred_boxes[:, :n], target_boxes[:, :n], box_mask[:, :n]))
+    else:
+        terms.update({"loss_l1": terms["loss_time"] * 0.0, "loss_giou": terms["loss_time"] * 0.0})
+    terms["loss_space"] = w["lambda_l1"] * terms["loss_l1"] + w["lambda_giou"] * terms["loss_giou"]
+    total = w["lambda_time"] * terms["loss_time"] + w["lambda_space"] * terms["loss_space"]
+    return total, terms

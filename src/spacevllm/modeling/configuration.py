@@ -1,0 +1,67 @@
+"""SpaceVLLM configuration: a LLaVA-OneVision config plus the paper's queries, decoder and loss weights."""
+
+from __future__ import annotations
+
+import math
+
+from huggingface_hub.dataclasses import strict
+from transformers import LlavaOnevisionConfig
+
+QUERY_MODES = ("interleaved", "appended", "none")
+
+
+def query_token(i: int) -> str:
+    """The i-th spatio-temporal aware query token ``<r_i>`` (section 3.1.2)."""
+    return f"<r_{i}>"
+
+
+@strict
+class SpaceVLLMConfig(LlavaOnevisionConfig):
+    """LLaVA-OneVision (SigLIP + 2-layer MLP projector + Qwen2) extended with SpaceVLLM's parts.
+
+    num_frames            N_v, sampled frames and video queries (paper: 64; Table 9 ablates 32/64/96).
+    query_mode            "interleaved" (eq. 2, frame i's tokens then ``<r_i>``), "appended" (Table 7 "w/o
+                          interleaved design": all queries after all frames) or "none" (Table 7 "w/o queries and
+                          decoder": the time range and every box are generated as text).
+    dual_cross_attention  eq. 3 on/off (Table 7 "w/o dual cross attention": the head reads the query directly).
+    query_token_ids       ids of ``<r_0>..<r_{N_v}>`` (N_v + 1 tokens; the last one is the image query).
+    lambda_time, lambda_space, lambda_l1, lambda_giou
+                          eq. 5-6 loss weights; section 4.1 sets 1, 1, 3, 1.
+    space_head_layers     depth of the eq. 4 MLP.
+
+    CPU-scale deviations (all off for real checkpoints; on for the small from-scratch world model, because
+    shared/notes/cpu-probe.md measured that without them a ~1M-parameter model never leaves guessing level):
+    motion_input          each frame is fed with its difference to the previous frame (vision tower with 6 channels).
+    decoder_residual      eq. 3's first attention adds its input back (V'_eh = V + Attn(V, K_t, V_t)).
+    box_anchor            the box centre is predicted relative to where the second attention points (the
+                          attention-weighted centre of frame i's pooled patches), DETR reference-point style.
+    """
+
+    model_type = "spacevllm"
+    num_frames: int = 64
+    query_mode: str = "interleaved"
+    dual_cross_attention: bool = True
+    query_token_ids: list | None = None
+    lambda_time: float = 1.0
+    lambda_space: float = 1.0
+    lambda_l1: float = 3.0
+    lambda_giou: float = 1.0
+    space_head_layers: int = 3
+    motion_input: bool = False
+    decoder_residual: bool = False
+    box_anchor: bool = False
+
+    def __post_init__(self, **kwargs):
+        super().__post_init__(**kwargs)
+        if self.query_mode not in QUERY_MODES:
+            raise ValueError(f"query_mode must be one of {QUERY_MODES}, got {self.query_mode!r}")
+
+    @property
+    def pooled_grid(self) -> int:
+        """Side of the pooled patch grid: ceil((image_size / patch_size) / 2) (LLaVA-OneVision 2x2 pooling)."""
+        return math.ceil((self.vision_config.image_size // self.vision_config.patch_size) / 2)
+
+    @property
+    def tokens_per_frame(self) -> int:
+        """S in eq. 1: visual tokens per frame after pooling (196 for SigLIP-384/14)."""
+        return self.pooled_grid**2

@@ -1,0 +1,113 @@
+"""SpaceVLLM model (sections 3.1.1-3.1.5) on transformers' LLaVA-OneVision.
+
+The vision tower (SigLIP), projector and 2x2 pooling (``get_video_features``), the placeholder contract
+(``<video>`` placeholders replaced by features with ``masked_scatter`` after a count check) and the Qwen2 LLM are
+transformers' own, inherited from :class:`LlavaOnevisionForConditionalGeneration`. SpaceVLLM adds:
+
+* the query tokens ``<r_i>`` (ordinary added vocabulary rows, learned like any embedding; eq. 1),
+* the query-guided space decoder on the last-layer hidden states (eq. 3-4, :mod:`.space_decoder`),
+* the joint loss (eq. 5-6, :mod:`spacevllm.losses`).
+
+Weights keep LLaVA-OneVision's names, so a converted LLaVA-Video checkpoint loads with only the space head new.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from transformers import LlavaOnevisionForConditionalGeneration
+from transformers.utils import ModelOutput
+
+from spacevllm.losses import spacevllm_loss
+from spacevllm.modeling.configuration import SpaceVLLMConfig
+from spacevllm.modeling.space_decoder import QueryGuidedSpaceDecoder
+
+
+@dataclass
+class SpaceVLLMOutput(ModelOutput):
+    """loss (scalar), loss_dict (named terms), logits (B, L, V), pred_boxes (B, N_q, 4) normalized cxcywh or None,
+    last_hidden_state (B, L, D), cache (KV cache when use_cache)."""
+
+    loss: torch.Tensor | None = None
+    logits: torch.Tensor | None = None
+    cache: object | None = None
+    last_hidden_state: torch.Tensor | None = None
+    pred_boxes: torch.Tensor | None = None
+    loss_dict: dict | None = None
+
+    @property
+    def past_key_values(self):
+        return self.cache
+
+
+class SpaceVLLMForConditionalGeneration(LlavaOnevisionForConditionalGeneration):
+    """LLaVA-OneVision + spatio-temporal aware queries + query-guided space decoder."""
+
+    config_class = SpaceVLLMConfig
+
+    def __init__(self, config: SpaceVLLMConfig):
+        super().__init__(config)
+        self.space_decoder = QueryGuidedSpaceDecoder(config)
+        self.post_init()
+
+    def forward(
+        self,
+        input_ids=None,
+        attention_mask=None,
+        pixel_values_videos=None,
+        caption_mask=None,
+        labels=None,
+        target_boxes=None,
+        box_mask=None,
+        position_ids=None,
+        cache=None,
+        use_cache=None,
+        logits_to_keep: int = 0,
+        **kwargs,
+    ) -> SpaceVLLMOutput:
+        """Shapes: input_ids (B, L); pixel_values_videos (B, N_v, C, H, W) (an image is a 1-frame video);
+        caption_mask (B, L) bool; labels (B, L) with -100 outside the answer; target_boxes (B, N_q, 4) normalized
+        cxcywh; box_mask (B, N_q) bool. Boxes are decoded only when caption_mask is given (training, prefill)."""
+        kwargs.pop("pixel_values", None), kwargs.pop("image_sizes", None), kwargs.pop("return_dict", None)
+        out = self.model(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            pixel_values_videos=pixel_values_videos,
+            position_ids=position_ids,
+            cache=cache,
+            use_cache=use_cache,
+            **kwargs,
+        )
+        hidden = out.last_hidden_state
+        keep = slice(-logits_to_keep, None) if logits_to_keep else slice(None)
+        logits = self.lm_head(hidden[:, keep])
+        pred_boxes = None
+        if caption_mask is not None and self.config.query_mode != "none" and input_ids is not None:
+            pred_boxes = self.decode_boxes(hidden, input_ids, caption_mask)
+        loss = loss_dict = None
+        if labels is not None or target_boxes is not None:
+            loss, loss_dict = spacevllm_loss(self.config, logits, labels, pred_boxes, target_boxes, box_mask)
+        return SpaceVLLMOutput(loss, logits, getattr(out, "cache", None), hidden, pred_boxes, loss_dict)
+
+    def decode_boxes(self, last_hidden_state, input_ids, caption_mask) -> torch.Tensor:
+        """Eq. 3-4 on every query of every sample: (B, L, D), (B, L), (B, L) -> (B, N_q, 4) normalized cxcywh.
+
+        Query j pairs with the j-th frame of visual tokens (for an image: its one frame and ``<r_{N_v}>``).
+        """
+        rows = [self._decode_one(h, ids, cap.bool()) for h, ids, cap in zip(last_hidden_state, input_ids, caption_mask)]
+        n = max(r.shape[0] for r in rows)
+        return torch.stack([torch.nn.functional.pad(r, (0, 0, 0, n - r.shape[0])) for r in rows])
+
+    def _decode_one(self, hidden, ids, caption_mask) -> torch.Tensor:
+        s = self.config.tokens_per_frame
+        visual = hidden[ids == self.config.video_token_id]
+        frames = (visual.shape[0] - 1) // s  # LLaVA-OneVision appends one newline feature per video
+        visual = visual[: frames * s].reshape(frames, s, -1)
+        queries = hidden[torch.isin(ids, self._query_ids(ids.device))]
+        if queries.shape[0] != frames:
+            raise ValueError(f"{queries.shape[0]} query tokens for {frames} frames of visual tokens")
+        return self.space_decoder(visual, queries, hidden[caption_mask[: hidden.shape[0]]])
+
+    def _query_ids(self, device) -> torch.Tensor:
+        return torch.tensor(self.config.query_token_ids or [], dtype=torch.long, device=device)

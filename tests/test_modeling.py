@@ -1,0 +1,149 @@
+"""SpaceVLLM model core on tiny random checkpoints: token layout, decoder, losses, gradients, save/load."""
+
+import numpy as np
+import pytest
+import torch
+
+from spacevllm.modeling import SpaceVLLMForConditionalGeneration, SpaceVLLMProcessor
+from spacevllm.modeling.configuration import query_token
+from spacevllm.modeling.tiny import build_tiny_checkpoint
+
+N = 4
+
+
+def load(tmp_path, **overrides):
+    ckpt = build_tiny_checkpoint(tmp_path / "ckpt", num_frames=N, image_size=32, patch_size=8, **overrides)
+    return SpaceVLLMForConditionalGeneration.from_pretrained(ckpt), SpaceVLLMProcessor.from_pretrained(ckpt)
+
+
+def batch(processor, answers=True):
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 255, (N, 40, 48, 3), dtype=np.uint8) for _ in range(2)]
+    out = processor(
+        videos=frames,
+        times=[np.arange(N) * 0.2] * 2,
+        durations=[0.8] * 2,
+        queries=["the red square that moves left", "a circle"],
+        answers=["from 0.2 to 0.4 seconds"] * 2 if answers else None,
+        padding_side="right",
+    )
+    out["target_boxes"] = torch.tensor([[0.5, 0.5, 0.2, 0.2]]).repeat(2, N, 1)
+    out["box_mask"] = torch.tensor([[False, True, True, False]] * 2)
+    return out
+
+
+def test_interleaved_layout_and_counts(tmp_path):
+    model, processor = load(tmp_path)
+    b = batch(processor)
+    ids = b["input_ids"][0].tolist()
+    s, video = model.config.tokens_per_frame, model.config.video_token_id
+    assert sum(i == video for i in ids) == N * s + 1  # + LLaVA-OneVision's newline feature
+    qpos = [ids.index(processor.tokenizer.convert_tokens_to_ids(query_token(i))) for i in range(N)]
+    first_video = ids.index(video)
+    assert qpos == [first_video + (i + 1) * s + i for i in range(N)]  # <r_i> right after frame i's tokens
+    caption = processor.tokenizer.decode(b["input_ids"][0][b["caption_mask"][0]])
+    assert caption.strip() == "the red square that moves left"
+    assert (b["labels"][0] != -100).sum() > 0
+
+
+@pytest.mark.parametrize("mode", ["appended", "none"])
+def test_other_layouts(tmp_path, mode):
+    model, processor = load(tmp_path, query_mode=mode)
+    ids = batch(processor)["input_ids"][0].tolist()
+    qids = [processor.tokenizer.convert_tokens_to_ids(query_token(i)) for i in range(N)]
+    present = [i for i in ids if i in qids]
+    if mode == "none":
+        assert present == []
+    else:
+        last_video = len(ids) - 1 - ids[::-1].index(model.config.video_token_id)
+        assert present == qids and all(ids.index(q) > last_video for q in qids)
+
+
+def test_losses_and_gradients_reach_head_and_llm(tmp_path):
+    model, processor = load(tmp_path)
+    out = model(**batch(processor))
+    assert set(out.loss_dict) == {"loss_time", "loss_l1", "loss_giou", "loss_space"}
+    assert out.pred_boxes.shape == (2, N, 4) and ((out.pred_boxes >= 0) & (out.pred_boxes <= 1)).all()
+    d = out.loss_dict
+    assert torch.isclose(d["loss_space"], 3 * d["loss_l1"] + d["loss_giou"])
+    assert torch.isclose(out.loss, d["loss_time"] + d["loss_space"])
+    out.loss.backward()
+    assert model.space_decoder.space_head.layers[0].weight.grad.abs().sum() > 0
+    assert model.model.language_model.layers[0].mlp.up_proj.weight.grad.abs().sum() > 0
+    assert model.model.vision_tower.embeddings.patch_embedding.weight.grad.abs().sum() > 0
+
+
+def test_space_loss_only_on_masked_frames(tmp_path):
+    model, processor = load(tmp_path)
+    b = batch(processor)
+    base = model(**b).loss_dict["loss_l1"]
+    b["target_boxes"][:, 0] = torch.tensor([0.9, 0.9, 0.1, 0.1])  # frame 0 is outside the GT range
+    assert torch.isclose(model(**b).loss_dict["loss_l1"], base)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"query_mode": "appended"},
+        {"dual_cross_attention": False},
+        {"motion_input": True, "decoder_residual": True, "box_anchor": True},
+        {"query_mode": "none"},
+    ],
+)
+def test_ablation_modes_forward_backward(tmp_path, overrides):
+    model, processor = load(tmp_path, **overrides)
+    out = model(**batch(processor))
+    out.loss.backward()
+    if overrides.get("query_mode") == "none":
+        assert out.pred_boxes is None and out.loss_dict["loss_space"] == 0
+    else:
+        assert out.pred_boxes.shape == (2, N, 4)
+
+
+def test_image_query(tmp_path):
+    model, processor = load(tmp_path)
+    img = np.random.default_rng(1).integers(0, 255, (30, 30, 3), dtype=np.uint8)
+    b = processor(images=[img], queries=["the blue circle"], task="rec")
+    ids = b["input_ids"][0].tolist()
+    assert processor.tokenizer.convert_tokens_to_ids(query_token(N)) in ids
+    out = model(**b)
+    assert out.pred_boxes.shape == (1, 1, 4)
+
+
+def test_save_load_round_trip(tmp_path):
+    model, processor = load(tmp_path)
+    model.eval()
+    b = batch(processor)
+    with torch.no_grad():
+        before = model(**b)
+    model.save_pretrained(tmp_path / "again")
+    processor.save_pretrained(tmp_path / "again")
+    again = SpaceVLLMForConditionalGeneration.from_pretrained(tmp_path / "again").eval()
+    b2 = SpaceVLLMProcessor.from_pretrained(tmp_path / "again")(
+        videos=[np.zeros((N, 8, 8, 3), np.uint8)], times=[np.arange(N) * 0.2], durations=[0.8], queries=["x"]
+    )
+    assert b2["input_ids"].shape[0] == 1
+    with torch.no_grad():
+        after = again(**b)
+    torch.testing.assert_close(before.logits, after.logits)
+    torch.testing.assert_close(before.pred_boxes, after.pred_boxes)
+
+
+def test_one_step_lowers_the_loss(tmp_path):
+    model, processor = load(tmp_path)
+    b = batch(processor)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    first = model(**b).loss
+    first.backward()
+    opt.step()
+    with torch.no_grad():
+        assert model(**b).loss < first.detach()
+
+
+def test_count_mismatch_is_an_error(tmp_path):
+    model, processor = load(tmp_path)
+    b = batch(processor)
+    q = processor.tokenizer.convert_tokens_to_ids(query_token(0))
+    b["input_ids"][b["input_ids"] == q] = processor.tokenizer.pad_token_id
+    with pytest.raises(ValueError, match="query tokens"):
+        model(**b)
