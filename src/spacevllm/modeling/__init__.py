@@ -5,3 +5,14 @@ from spacevllm.modeling.modeling_spacevllm import SpaceVLLMForConditionalGenerat
 from spacevllm.modeling.processing import SpaceVLLMProcessor
 
 __all__ = ["SpaceVLLMConfig", "SpaceVLLMForConditionalGeneration", "SpaceVLLMOutput", "SpaceVLLMProcessor"]
+
+
+def _register_auto_classes() -> None:
+    """Let transformers' Auto classes resolve ``model_type: spacevllm`` checkpoints."""
+    from transformers import AutoConfig, AutoModelForImageTextToText
+
+    AutoConfig.register("spacevllm", SpaceVLLMConfig, exist_ok=True)
+    AutoModelForImageTextToText.register(SpaceVLLMConfig, SpaceVLLMForConditionalGeneration, exist_ok=True)
+
+
+_register_auto_classes()
