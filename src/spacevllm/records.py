@@ -127,20 +127,35 @@ def _validate_boxes(boxes, path, rec) -> None:
         _check({}, path, rec, f"boxes[{k!r}]", b[2] >= b[0] and b[3] >= b[1], "needs x2 >= x1 and y2 >= y1")
 
 
-def iter_records(path: str | Path) -> Iterator[Record]:
-    """Read and validate a Uni-STG JSON Lines file, one :class:`Record` per non-empty line."""
+def read_text_lines(path: str | Path) -> list[str]:
+    """The file's lines (without line ends); one-line errors for a missing or non-UTF-8 file."""
     path = Path(path)
     if not path.is_file():
         raise InputFileError(path, "no such file")
-    with open(path, encoding="utf-8") as f:
-        for i, line in enumerate(f):
-            if not line.strip():
-                continue
-            try:
-                d = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise InputFileError(path, f"line {i + 1} is not valid JSON ({e.msg})", record=i) from None
-            yield validate_record(d, path, i)
+    try:
+        return path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as e:
+        raise InputFileError(path, f"not UTF-8 text ({e.reason} at byte {e.start})") from None
+
+
+def iter_json_lines(path: str | Path) -> Iterator[tuple[int, dict]]:
+    """Yield ``(0-based line index, object)`` for each non-blank line of a JSON Lines file; one-line errors."""
+    for i, line in enumerate(read_text_lines(path)):
+        if not line.strip():
+            continue
+        try:
+            d = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise InputFileError(path, f"line {i + 1} is not valid JSON ({e.msg})", record=i) from None
+        if not isinstance(d, dict):
+            raise InputFileError(path, f"line {i + 1} must be a JSON object", record=i)
+        yield i, d
+
+
+def iter_records(path: str | Path) -> Iterator[Record]:
+    """Read and validate a Uni-STG JSON Lines file, one :class:`Record` per non-empty line."""
+    for i, d in iter_json_lines(path):
+        yield validate_record(d, path, i)
 
 
 def read_records(path: str | Path) -> list[Record]:

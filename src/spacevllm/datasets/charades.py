@@ -31,20 +31,10 @@ from pathlib import Path
 
 from spacevllm.errors import InputFileError
 from spacevllm.records import Record
+from spacevllm.records import read_text_lines as read_lines
 
 SOURCE = "charades-sta"
 SEPARATOR = "##"
-
-
-def read_lines(path: str | Path) -> list[str]:
-    """The file's lines (without line ends); one-line errors for a missing or non-UTF-8 file."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputFileError(path, "no such file")
-    try:
-        return path.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError as e:
-        raise InputFileError(path, f"not UTF-8 text ({e.reason} at byte {e.start})") from None
 
 
 def read_charades_sta(

@@ -42,7 +42,6 @@ Other fields are ignored. A line that has a ``task`` field is read as a Uni-STG 
 from __future__ import annotations
 
 import io
-import json
 import math
 import pickle
 from pathlib import Path
@@ -52,6 +51,7 @@ import numpy as np
 from spacevllm.box_ops import box_xywh_to_xyxy
 from spacevllm.errors import InputFileError, SpaceVLLMError
 from spacevllm.records import Record, validate_record
+from spacevllm.records import iter_json_lines as read_json_lines
 
 COCO_IMAGE_NAME = "COCO_train2014_{image_id:012d}.jpg"
 REFCOCO_DATASETS = ("refcoco", "refcoco+", "refcocog")
@@ -239,22 +239,6 @@ def read_rec_jsonl(path: str | Path, bbox_format: str = "xyxy") -> list[tuple[in
         seen.add(record.id)
         out.append((i, record))
     return out
-
-
-def read_json_lines(path):
-    """Yield ``(0-based line index, object)`` for each non-blank line of a JSON Lines file; one-line errors."""
-    from spacevllm.datasets.charades import read_lines
-
-    for i, line in enumerate(read_lines(path)):
-        if not line.strip():
-            continue
-        try:
-            d = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise InputFileError(path, f"line {i + 1} is not valid JSON ({e.msg})", record=i) from None
-        if not isinstance(d, dict):
-            raise InputFileError(path, f"line {i + 1} must be a JSON object", record=i)
-        yield i, d
 
 
 def _unistg_rec(d: dict, path, index: int) -> Record:
