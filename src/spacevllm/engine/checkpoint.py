@@ -43,7 +43,15 @@ def latest_checkpoint(out_dir: str | os.PathLike) -> Path | None:
 
 def rng_state() -> dict:
     """RNG states of python, numpy, torch (and CUDA when available)."""
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    numpy_state = {
+        "name": name,
+        "keys": torch.from_numpy(keys.astype(np.int64)),
+        "pos": int(pos),
+        "has_gauss": int(has_gauss),
+        "cached": float(cached),
+    }  # plain types: loadable with weights_only
+    state = {"python": random.getstate(), "numpy": numpy_state, "torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -52,7 +60,8 @@ def rng_state() -> dict:
 def set_rng_state(state: dict) -> None:
     """Restore what :func:`rng_state` returned."""
     random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    n = state["numpy"]
+    np.random.set_state((n["name"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"]))
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -85,7 +94,7 @@ def save_checkpoint(out_dir, step: int, *, model, processor, optimizer, schedule
 
 def load_training_state(ckpt: str | os.PathLike) -> dict:
     """The ``training.pt`` dict of a checkpoint: optimizer, scheduler, rng, samples_seen, step."""
-    return torch.load(Path(ckpt) / "training.pt", map_location="cpu", weights_only=False)
+    return torch.load(Path(ckpt) / "training.pt", map_location="cpu", weights_only=True)
 
 
 def prune_checkpoints(out_dir, keep: int) -> None:
