@@ -147,3 +147,16 @@ def test_count_mismatch_is_an_error(tmp_path):
     b["input_ids"][b["input_ids"] == q] = processor.tokenizer.pad_token_id
     with pytest.raises(ValueError, match="query tokens"):
         model(**b)
+
+
+def test_pixels_match_llava_onevision_image_processor():
+    """Frames are preprocessed as LLaVA-OneVision's own (PIL) image processor does its base view."""
+    from transformers import LlavaOnevisionImageProcessorPil
+
+    ip = LlavaOnevisionImageProcessorPil(
+        size={"height": 32, "width": 32}, image_mean=[0.5] * 3, image_std=[0.5] * 3, image_grid_pinpoints=[[32, 32]]
+    )
+    img = np.random.default_rng(0).integers(0, 255, (40, 48, 3), dtype=np.uint8)
+    ref = ip(images=[img], return_tensors="pt")["pixel_values"][0, 0]  # view 0 = the whole image resized
+    ours = SpaceVLLMProcessor(None, N, 32, 4, "interleaved").preprocess_frames(img[None])[0]
+    torch.testing.assert_close(ours, ref)
