@@ -18,11 +18,12 @@ import json
 import os
 import random
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from spacevllm.io_utils import atomic_dir
 
 PREFIX = "step-"
 
@@ -73,9 +74,7 @@ def save_checkpoint(out_dir, step: int, *, model, processor, optimizer, schedule
     ``model`` must be the unwrapped model (``accelerator.unwrap_model``); ``extra`` is merged into state.json.
     """
     final = checkpoint_dir(out_dir, step)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
-    try:
+    with atomic_dir(final) as tmp:
         model.save_pretrained(tmp / "model", safe_serialization=True)
         if processor is not None:
             processor.save_pretrained(tmp / "model")
@@ -83,12 +82,6 @@ def save_checkpoint(out_dir, step: int, *, model, processor, optimizer, schedule
         torch.save(training | {"samples_seen": samples_seen, "step": step}, tmp / "training.pt")
         state = {"step": step, "samples_seen": samples_seen, **(extra or {})}
         (tmp / "state.json").write_text(json.dumps(state, indent=2) + "\n", encoding="utf-8")
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return final
 
 

@@ -21,7 +21,6 @@ import json
 import math
 import os
 import resource
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +32,7 @@ from spacevllm.data.collate import Collator
 from spacevllm.data.dataset import MixtureSampler, ShardedBatches, UniSTGDataset, corpus_words
 from spacevllm.engine import checkpoint as ckpt
 from spacevllm.errors import SpaceVLLMError
-from spacevllm.io_utils import write_jsonl_atomic, write_text_atomic
+from spacevllm.io_utils import atomic_dir, write_jsonl_atomic, write_text_atomic
 
 
 @dataclass
@@ -378,10 +377,6 @@ def _checkpoint(cfg, acc, model, processor, optimizer, scheduler, step, logged) 
 
 
 def _save_final(model, processor, final: Path) -> None:
-    tmp = final.with_name(f".{final.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp, safe_serialization=True)
-    processor.save_pretrained(tmp)
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(tmp, final)
+    with atomic_dir(final) as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
+        processor.save_pretrained(tmp)

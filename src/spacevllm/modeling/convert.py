@@ -9,13 +9,12 @@ files. The output folder is written under a temporary name and renamed when comp
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from pathlib import Path
 
 import torch
 
 from spacevllm.errors import SpaceVLLMError
+from spacevllm.io_utils import atomic_dir
 from spacevllm.modeling.configuration import SpaceVLLMConfig, query_token
 
 
@@ -91,14 +90,6 @@ def _grow_embeddings(model, rows: int, old_rows: int) -> None:
 
 
 def _save_atomically(model, processor, out: Path) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with atomic_dir(out) as tmp:
         model.save_pretrained(tmp)
         processor.save_pretrained(tmp)
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
