@@ -46,17 +46,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _quiet_libraries() -> None:
-    """No download/loading progress bars or advisory logs from transformers on the CLI's stderr."""
+    """No download/loading progress bars or advisory logs from transformers on the CLI's stderr.
+
+    transformers reads the environment variables when it is first imported, so commands that never load a
+    model do not pay for importing it here; if it is already imported (``main`` called in-process), its
+    logging is switched directly.
+    """
     import os
 
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    try:
+    if "transformers" in sys.modules:
         from transformers.utils import logging as hf_logging
-    except ImportError:
-        return
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
+
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
 
 
 def main(argv: list[str] | None = None) -> int:
