@@ -87,6 +87,7 @@ def test_space_loss_only_on_masked_frames(tmp_path):
         {"query_mode": "appended"},
         {"dual_cross_attention": False},
         {"motion_input": True, "decoder_residual": True, "box_anchor": True},
+        {"motion_input": True, "decoder_residual": True, "box_anchor": True, "pool_stride": 1, "vision_layers": 1},
         {"query_mode": "none"},
     ],
 )
@@ -98,6 +99,18 @@ def test_ablation_modes_forward_backward(tmp_path, overrides):
         assert out.pred_boxes is None and out.loss_dict["loss_space"] == 0
     else:
         assert out.pred_boxes.shape == (2, N, 4)
+
+
+def test_pool_stride_sets_tokens_per_frame(tmp_path):
+    """32 px frames, 8 px patches: a 4x4 patch grid, 2x2 pooled to 4 tokens (upstream) or kept as 16 (stride 1)."""
+    pooled, _ = load(tmp_path / "a")
+    full, processor = load(tmp_path / "b", pool_stride=1, vision_layers=1)
+    assert (pooled.config.tokens_per_frame, full.config.tokens_per_frame) == (4, 16)
+    assert full.config.vision_config.num_hidden_layers == 1 and full.config.text_config.num_hidden_layers == 2
+    feats = full.model.get_video_features(torch.zeros(1, N, 3, 32, 32)).pooler_output
+    assert feats.shape[1] == N * 16 + 1
+    ids = batch(processor)["input_ids"][0]
+    assert int((ids == full.config.video_token_id).sum()) == N * 16 + 1
 
 
 def test_image_query(tmp_path):

@@ -17,6 +17,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in the folder")
     parser.add_argument("--max-steps", type=int, help="override optim.max_steps")
     parser.add_argument("--seed", type=int, help="override seed")
+    parser.add_argument("--threads", type=int, help="override threads (torch intra-op threads per process)")
     parser.add_argument("--stop-after", type=int, metavar="STEP", help="checkpoint and stop after this step")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (logs still go to log.jsonl)")
 
@@ -31,6 +32,8 @@ def run(args) -> int:
         cfg.optim.max_steps = args.max_steps
     if args.seed is not None:
         cfg.seed = args.seed
+    if args.threads is not None:
+        cfg.threads = args.threads
     final = train(cfg, resume=args.resume, progress=not args.no_progress, stop_after=args.stop_after)
     log = Path(cfg.out_dir) / "log.jsonl"
     last = log.read_text(encoding="utf-8").splitlines()[-1:] if log.exists() else []

@@ -28,6 +28,8 @@ class SpaceVLLMConfig(LlavaOnevisionConfig):
     lambda_time, lambda_space, lambda_l1, lambda_giou
                           eq. 5-6 loss weights; section 4.1 sets 1, 1, 3, 1.
     space_head_layers     depth of the eq. 4 MLP.
+    pool_stride           spatial pooling of each frame's patch grid before the LLM: 2 is LLaVA-OneVision's 2x2
+                          bilinear pooling (the paper's setting, 729 -> 196 tokens at 384/14); 1 keeps every patch.
 
     CPU-scale deviations (all off for real checkpoints; on for the small from-scratch world model, because
     shared/notes/cpu-probe.md measured that without them a ~1M-parameter model never leaves guessing level):
@@ -47,19 +49,22 @@ class SpaceVLLMConfig(LlavaOnevisionConfig):
     lambda_l1: float = 3.0
     lambda_giou: float = 1.0
     space_head_layers: int = 3
+    pool_stride: int = 2
     motion_input: bool = False
     decoder_residual: bool = False
     box_anchor: bool = False
 
     def __post_init__(self, **kwargs):
         super().__post_init__(**kwargs)
+        if self.pool_stride not in (1, 2):
+            raise ValueError(f"pool_stride must be 1 or 2, got {self.pool_stride!r}")
         if self.query_mode not in QUERY_MODES:
             raise ValueError(f"query_mode must be one of {QUERY_MODES}, got {self.query_mode!r}")
 
     @property
     def pooled_grid(self) -> int:
-        """Side of the pooled patch grid: ceil((image_size / patch_size) / 2) (LLaVA-OneVision 2x2 pooling)."""
-        return math.ceil((self.vision_config.image_size // self.vision_config.patch_size) / 2)
+        """Side of the pooled patch grid: ceil((image_size / patch_size) / pool_stride) (LLaVA-OneVision: 2x2)."""
+        return math.ceil((self.vision_config.image_size // self.vision_config.patch_size) / self.pool_stride)
 
     @property
     def tokens_per_frame(self) -> int:

@@ -16,7 +16,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 from transformers import LlavaOnevisionForConditionalGeneration
+from transformers.models.llava_onevision.modeling_llava_onevision import (
+    LlavaOnevisionModel,
+    LlavaOnevisionPreTrainedModel,
+)
 from transformers.utils import ModelOutput
 
 from spacevllm.losses import spacevllm_loss
@@ -41,13 +46,27 @@ class SpaceVLLMOutput(ModelOutput):
         return self.cache
 
 
+class SpaceVLLMModel(LlavaOnevisionModel):
+    """LLaVA-OneVision's backbone with the frame pooling stride read from ``config.pool_stride`` (2 = upstream)."""
+
+    config_class = SpaceVLLMConfig
+
+    def apply_pooling(self, image_features: torch.Tensor) -> torch.Tensor:
+        """(frames, P*P, D) patch features -> (frames, S, D); stride 1 keeps them, 2 is the upstream pooling."""
+        if self.config.pool_stride == 2:
+            return super().apply_pooling(image_features)
+        return image_features
+
+
 class SpaceVLLMForConditionalGeneration(LlavaOnevisionForConditionalGeneration):
     """LLaVA-OneVision + spatio-temporal aware queries + query-guided space decoder."""
 
     config_class = SpaceVLLMConfig
 
     def __init__(self, config: SpaceVLLMConfig):
-        super().__init__(config)
+        LlavaOnevisionPreTrainedModel.__init__(self, config)  # the parent's body, with SpaceVLLMModel as backbone
+        self.model = SpaceVLLMModel(config)
+        self.lm_head = nn.Linear(config.text_config.hidden_size, config.text_config.vocab_size, bias=False)
         self.space_decoder = QueryGuidedSpaceDecoder(config)
         self.post_init()
 

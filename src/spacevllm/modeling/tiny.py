@@ -45,13 +45,16 @@ def build_tokenizer(words=None, vocab_size: int = 600) -> PreTrainedTokenizerFas
     return fast
 
 
-def tiny_llava_config(tokenizer, image_size=32, patch_size=8, hidden=64, layers=2, heads=4, channels=3) -> dict:
-    """Keyword arguments of a tiny LLaVA-OneVision config (SigLIP + Qwen2) matching ``tokenizer``."""
+def tiny_llava_config(
+    tokenizer, image_size=32, patch_size=8, hidden=64, layers=2, heads=4, channels=3, vision_layers=None
+) -> dict:
+    """Keyword arguments of a tiny LLaVA-OneVision config (SigLIP + Qwen2) matching ``tokenizer``.
+    ``vision_layers`` (default ``layers``) is the SigLIP depth, ``layers`` the Qwen2 depth."""
     vision = dict(
         model_type="siglip_vision_model",
         hidden_size=hidden,
         intermediate_size=2 * hidden,
-        num_hidden_layers=layers,
+        num_hidden_layers=layers if vision_layers is None else vision_layers,
         num_attention_heads=heads,
         image_size=image_size,
         patch_size=patch_size,
@@ -89,13 +92,15 @@ def build_tiny_checkpoint(
     hidden=64,
     layers=2,
     heads=4,
+    vision_layers=None,
     vocab_words=None,
     spacevllm=True,
     seed=0,
     **overrides,
 ) -> Path:
     """Save a tiny random checkpoint in ``out_dir``: SpaceVLLM (default) or plain LLaVA-OneVision (source for
-    ``spacevllm convert``). ``overrides`` go to :class:`SpaceVLLMConfig` (query_mode, motion_input, ...)."""
+    ``spacevllm convert``). ``overrides`` go to :class:`SpaceVLLMConfig` (query_mode, motion_input, pool_stride,
+    ...). ``vision_layers`` (default ``layers``) sets the SigLIP depth apart from the LLM's."""
     import torch
 
     from spacevllm.modeling.modeling_spacevllm import SpaceVLLMForConditionalGeneration
@@ -115,7 +120,7 @@ def build_tiny_checkpoint(
         return out
     tokenizer.add_special_tokens({"additional_special_tokens": [query_token(i) for i in range(num_frames + 1)]})
     ids = tokenizer.convert_tokens_to_ids([query_token(i) for i in range(num_frames + 1)])
-    kw = tiny_llava_config(tokenizer, image_size, patch_size, hidden, layers, heads, channels)
+    kw = tiny_llava_config(tokenizer, image_size, patch_size, hidden, layers, heads, channels, vision_layers)
     cfg = SpaceVLLMConfig(**kw, num_frames=num_frames, query_token_ids=ids, **overrides)
     SpaceVLLMForConditionalGeneration(cfg).save_pretrained(out)
     SpaceVLLMProcessor(
