@@ -101,6 +101,18 @@ def test_ablation_modes_forward_backward(tmp_path, overrides):
         assert out.pred_boxes.shape == (2, N, 4)
 
 
+def test_text_first_puts_the_caption_before_the_frames(tmp_path):
+    model, processor = load(tmp_path, text_first=True)
+    b = batch(processor)
+    ids = b["input_ids"][0].tolist()
+    caption_pos = b["caption_mask"][0].nonzero()[:, 0].tolist()
+    assert processor.tokenizer.decode([ids[i] for i in caption_pos]).strip() == "the red square that moves left"
+    assert max(caption_pos) < ids.index(model.config.video_token_id)
+    assert SpaceVLLMProcessor.from_pretrained(tmp_path / "ckpt").text_first
+    out = model(**b)
+    assert out.pred_boxes.shape == (2, N, 4) and torch.isfinite(out.loss)
+
+
 def test_pool_stride_sets_tokens_per_frame(tmp_path):
     """32 px frames, 8 px patches: a 4x4 patch grid, 2x2 pooled to 4 tokens (upstream) or kept as 16 (stride 1)."""
     pooled, _ = load(tmp_path / "a")

@@ -9,6 +9,12 @@ model's placeholder count check (S * N + 1) holds. An image is a one-frame video
 "N_v is set to 1 for the image input"; routed through the same pooled path, not LLaVA-OneVision's anyres tiles).
 Then the time instruction (LLaVA-Video's string) and the task prompt with the query.
 
+``text_first`` puts the task prompt (with the query) before the visual block instead (the paper only says the
+visual tokens and queries "are concatenated with descriptions and user instructions"). With a causal LLM this lets
+every frame token and every query ``<r_i>`` read the caption; with the LLaVA-Video order they cannot, and the caption
+reaches the boxes only through eq. 3's first attention. The small from-scratch world model needs it (it is what
+the shared/notes/cpu-probe.md recipe did; measured in benchmarks/RESULTS.md); real checkpoints keep the default.
+
 Pixels: resize to ``image_size`` (bicubic), rescale 1/255, normalize with SigLIP's mean/std 0.5 (what
 LLaVA-OneVision's image processor does for a square frame); torchvision is not needed.
 """
@@ -52,11 +58,13 @@ class SpaceVLLMProcessor:
         image_mean=(0.5, 0.5, 0.5),
         image_std=(0.5, 0.5, 0.5),
         video_token: str = "<video>",
+        text_first: bool = False,
     ):
         self.tokenizer = tokenizer
         self.num_frames, self.image_size, self.tokens_per_frame = num_frames, image_size, tokens_per_frame
         self.query_mode, self.motion_input, self.video_token = query_mode, motion_input, video_token
         self.image_mean, self.image_std = tuple(image_mean), tuple(image_std)
+        self.text_first = bool(text_first)
 
     # --- persistence -------------------------------------------------------------------------------------------
     def to_dict(self) -> dict:
@@ -69,6 +77,7 @@ class SpaceVLLMProcessor:
             "image_mean",
             "image_std",
             "video_token",
+            "text_first",
         )
         return {k: getattr(self, k) for k in keys}
 
@@ -114,14 +123,15 @@ class SpaceVLLMProcessor:
 
     def build_prompt(self, task: str, query: str, frames: int, times=None, duration=None, image=False):
         """(prompt text, (start, end) character span of the query inside it)."""
-        head = f"<|im_start|>system\n{SYSTEM}<|im_end|>\n<|im_start|>user\n{self.visual_block(frames, image)}\n"
+        system = f"<|im_start|>system\n{SYSTEM}<|im_end|>\n<|im_start|>user\n"
+        visual = self.visual_block(frames, image) + "\n"
         if not image and times is not None:
-            head += time_instruction(duration, times) + "\n"
-        template = TASK_PROMPTS[task]
-        before = template.split("{query}")[0]
-        start = len(head) + len(before)
-        text = head + self.task_prompt(task, query) + "<|im_end|>\n<|im_start|>assistant\n"
-        return text, (start, start + len(query))
+            visual += time_instruction(duration, times) + "\n"
+        instruction = self.task_prompt(task, query)
+        head = system if self.text_first else system + visual
+        start = len(head) + len(TASK_PROMPTS[task].split("{query}")[0])
+        user = instruction + "\n" + visual.rstrip("\n") if self.text_first else visual + instruction
+        return system + user + "<|im_end|>\n<|im_start|>assistant\n", (start, start + len(query))
 
     def __call__(
         self,

@@ -100,7 +100,8 @@ def build_tiny_checkpoint(
 ) -> Path:
     """Save a tiny random checkpoint in ``out_dir``: SpaceVLLM (default) or plain LLaVA-OneVision (source for
     ``spacevllm convert``). ``overrides`` go to :class:`SpaceVLLMConfig` (query_mode, motion_input, pool_stride,
-    ...). ``vision_layers`` (default ``layers``) sets the SigLIP depth apart from the LLM's."""
+    ...), except ``text_first``, which goes to the processor. ``vision_layers`` (default ``layers``) sets the SigLIP
+    depth apart from the LLM's."""
     import torch
 
     from spacevllm.modeling.modeling_spacevllm import SpaceVLLMForConditionalGeneration
@@ -110,6 +111,7 @@ def build_tiny_checkpoint(
     out.mkdir(parents=True, exist_ok=True)
     tokenizer = build_tokenizer(vocab_words)
     channels = 6 if overrides.get("motion_input") else 3
+    text_first = overrides.pop("text_first", False)  # a processor setting, not a model one
     torch.manual_seed(seed)
     if not spacevllm:
         cfg = LlavaOnevisionConfig(**tiny_llava_config(tokenizer, image_size, patch_size, hidden, layers, heads))
@@ -124,6 +126,6 @@ def build_tiny_checkpoint(
     cfg = SpaceVLLMConfig(**kw, num_frames=num_frames, query_token_ids=ids, **overrides)
     SpaceVLLMForConditionalGeneration(cfg).save_pretrained(out)
     SpaceVLLMProcessor(
-        tokenizer, num_frames, image_size, cfg.tokens_per_frame, cfg.query_mode, cfg.motion_input
+        tokenizer, num_frames, image_size, cfg.tokens_per_frame, cfg.query_mode, cfg.motion_input, text_first=text_first
     ).save_pretrained(out)
     return out
