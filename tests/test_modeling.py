@@ -113,6 +113,13 @@ def test_text_first_puts_the_caption_before_the_frames(tmp_path):
     assert out.pred_boxes.shape == (2, N, 4) and torch.isfinite(out.loss)
 
 
+def test_initializer_range_sets_the_llm_and_head_init(tmp_path):
+    model, _ = load(tmp_path, initializer_range=0.1, hidden=128)
+    llm = model.model.language_model.layers[0].mlp.up_proj.weight
+    head = model.space_decoder.space_head.layers[0].weight
+    assert abs(llm.std().item() - 0.1) < 0.01 and abs(head.std().item() - 0.1) < 0.01
+
+
 def test_pool_stride_sets_tokens_per_frame(tmp_path):
     """32 px frames, 8 px patches: a 4x4 patch grid, 2x2 pooled to 4 tokens (upstream) or kept as 16 (stride 1)."""
     pooled, _ = load(tmp_path / "a")

@@ -46,10 +46,20 @@ def build_tokenizer(words=None, vocab_size: int = 600) -> PreTrainedTokenizerFas
 
 
 def tiny_llava_config(
-    tokenizer, image_size=32, patch_size=8, hidden=64, layers=2, heads=4, channels=3, vision_layers=None
+    tokenizer,
+    image_size=32,
+    patch_size=8,
+    hidden=64,
+    layers=2,
+    heads=4,
+    channels=3,
+    vision_layers=None,
+    initializer_range=0.02,
 ) -> dict:
     """Keyword arguments of a tiny LLaVA-OneVision config (SigLIP + Qwen2) matching ``tokenizer``.
-    ``vision_layers`` (default ``layers``) is the SigLIP depth, ``layers`` the Qwen2 depth."""
+    ``vision_layers`` (default ``layers``) is the SigLIP depth, ``layers`` the Qwen2 depth. ``initializer_range``
+    is the std of the normal init of the LLM, projector and space head linears (transformers' default 0.02 suits
+    wide models; a from-scratch model of width ``hidden`` may want ~1/sqrt(hidden))."""
     vision = dict(
         model_type="siglip_vision_model",
         hidden_size=hidden,
@@ -71,6 +81,7 @@ def tiny_llava_config(
         num_key_value_heads=heads,
         max_position_embeddings=4096,
         tie_word_embeddings=False,
+        initializer_range=initializer_range,
     )
     return dict(
         vision_config=vision,
@@ -93,6 +104,7 @@ def build_tiny_checkpoint(
     layers=2,
     heads=4,
     vision_layers=None,
+    initializer_range=0.02,
     vocab_words=None,
     spacevllm=True,
     seed=0,
@@ -122,7 +134,9 @@ def build_tiny_checkpoint(
         return out
     tokenizer.add_special_tokens({"additional_special_tokens": [query_token(i) for i in range(num_frames + 1)]})
     ids = tokenizer.convert_tokens_to_ids([query_token(i) for i in range(num_frames + 1)])
-    kw = tiny_llava_config(tokenizer, image_size, patch_size, hidden, layers, heads, channels, vision_layers)
+    kw = tiny_llava_config(
+        tokenizer, image_size, patch_size, hidden, layers, heads, channels, vision_layers, initializer_range
+    )
     cfg = SpaceVLLMConfig(**kw, num_frames=num_frames, query_token_ids=ids, **overrides)
     SpaceVLLMForConditionalGeneration(cfg).save_pretrained(out)
     SpaceVLLMProcessor(
