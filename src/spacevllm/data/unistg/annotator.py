@@ -13,6 +13,7 @@ detector finds on at least one frame.
 
 from __future__ import annotations
 
+import importlib.util
 import math
 from pathlib import Path
 
@@ -83,7 +84,9 @@ class ZeroShotDetector:
             self.model = AutoModelForZeroShotObjectDetection.from_pretrained(model).to(device).eval()
         except (OSError, ValueError) as e:
             raise SpaceVLLMError(f"{model}: cannot load a zero-shot detector ({str(e).splitlines()[0]})") from None
-        self.kind = "owl" if self.model.config.model_type.startswith("owl") else "grounding-dino"
+        self.kind = self.model.config.model_type if self.model.config.model_type.startswith("owl") else "grounding-dino"
+        if self.kind == "owlv2" and not any(importlib.util.find_spec(m) for m in ("scipy", "torchvision")):
+            raise SpaceVLLMError(f"{model}: OWLv2's image processor needs scipy or torchvision (pip install scipy)")
         self.box_threshold, self.text_threshold, self.batch_size = box_threshold, text_threshold, batch_size
 
     def detect(self, frames: list[np.ndarray], text: str) -> list[list[Detection]]:
@@ -96,9 +99,11 @@ class ZeroShotDetector:
         import torch
 
         sizes = [f.shape[:2] for f in frames]
-        if self.kind == "owl":
+        if self.kind.startswith("owl"):
             inputs = self.processor(text=[[f"a photo of a {text}"]] * len(frames), images=frames, return_tensors="pt")
-            target = [(max(h, w), max(h, w)) for h, w in sizes]  # OWLv2 pads to a square before resizing
+            # OWLv2 pads to a square (bottom / right) before resizing, so its boxes are relative to that square;
+            # OWL-ViT resizes the frame itself
+            target = [(max(h, w), max(h, w)) for h, w in sizes] if self.kind == "owlv2" else sizes
         else:
             prompt = text.lower().strip().rstrip(".") + "."
             inputs = self.processor(images=frames, text=[prompt] * len(frames), return_tensors="pt")
@@ -112,7 +117,7 @@ class ZeroShotDetector:
     def _post_process(self, outputs, inputs, target):
         # transformers keeps scores strictly above ``threshold``; the paper keeps >= 0.3, so threshold just below
         low = max(self.box_threshold - 1e-4, 0.0)
-        if self.kind == "owl":
+        if self.kind.startswith("owl"):
             return self.processor.post_process_grounded_object_detection(outputs, threshold=low, target_sizes=target)
         return self.processor.post_process_grounded_object_detection(
             outputs, inputs["input_ids"], threshold=low, text_threshold=self.text_threshold, target_sizes=target
