@@ -55,6 +55,19 @@ def test_dataset_item_targets(tmp_path):
     assert item["answer"] == "from 0.4 to 1.2 seconds"
 
 
+def test_text_coordinate_answers_spell_stvg_and_rec_boxes(tmp_path):
+    from PIL import Image
+
+    Image.fromarray(np.zeros((H, W, 3), np.uint8)).save(tmp_path / "i.png")
+    rec = {"id": "r", "task": "rec", "image": "i.png", "width": W, "height": H, "query": "the red square",
+           "boxes": {"0": [8.0, 6.0, 24.0, 18.0]}, "source": "world"}  # fmt: skip
+    write_records(tmp_path / "rec.jsonl", [validate_record(rec)])
+    assert UniSTGDataset(tmp_path / "rec.jsonl", num_frames=T, text_coords=True)[0]["answer"] == "[250, 250, 750, 750]"
+    assert UniSTGDataset(tmp_path / "rec.jsonl", num_frames=T)[0]["answer"] is None
+    stvg = UniSTGDataset(_scene(tmp_path), num_frames=T, text_coords=True)[0]["answer"]
+    assert stvg.startswith("from 0.4 to 1.2 seconds. 0.40s: [62, 83, 312, 583]; 0.60s: ")
+
+
 def test_frame_targets_without_interval_is_empty():
     rec = Record(id="q", task="qa", query="what moves?")
     boxes, mask = frame_targets(rec, np.arange(4), np.arange(4) / FPS, (W, H))

@@ -88,7 +88,13 @@ class UniSTGDataset:
         if box is not None:
             boxes[0] = pixel_xyxy_to_norm_cxcywh(np.asarray(box, np.float64), *size)
         mask = np.array([box is not None])
-        return _item(record, None, image, np.zeros(1), 0.0, record.answer, boxes, mask)
+        answer = record.answer
+        if self.text_coords and record.task == "rec" and box is not None and answer is None:
+            from spacevllm.box_ops import box_cxcywh_to_xyxy
+            from spacevllm.modeling.text_coords import format_box
+
+            answer = format_box(box_cxcywh_to_xyxy(boxes[0]))  # the baseline answers the box as text
+        return _item(record, None, image, np.zeros(1), 0.0, answer, boxes, mask)
 
     def _answer(self, record: Record, times, boxes, mask) -> str | None:
         if record.task not in GROUNDING or record.start is None:
