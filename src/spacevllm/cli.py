@@ -21,6 +21,7 @@ COMMANDS = {
     "train": ("spacevllm.commands.train", "multi-task training on accelerate from a YAML config"),
     "synth-world": ("spacevllm.commands.synth_world", "generate the synthetic spatio-temporal world"),
     "unistg": ("spacevllm.commands.unistg", "Uni-STG data synthesis (analyzer, annotator, refiner, filter)"),
+    "mixture": ("spacevllm.commands.mixture", "the Table 1 training mixture; source datasets -> Uni-STG records"),
 }
 
 
