@@ -243,3 +243,5 @@ def test_build_from_raw_vtg_files_and_convert(tmp_path, capsys):
     assert r.video == os.path.relpath("/data/didemo/x.mov", conv.parent)
     assert main([*convert[:3], "tacos", "--in", str(tmp_path / "tac.json"), "--out", str(conv), "--option", "x=1"]) == 2
     assert "bad options" in capsys.readouterr().err
+    assert main([*build, "--skip-missing", "--root", str(tmp_path / "nowhere")]) == 2
+    assert "the mixture is empty" in capsys.readouterr().err

@@ -293,6 +293,8 @@ def build_mixture(
             r = p.records[i]
             mixture_id = f"{p.source.name}:{r.id}" + (f"~{c}" if c else "")
             out.append(to_instruction(r, mixture_id, config.seed))
+    if not out:
+        raise SpaceVLLMError(f"the mixture is empty: no records from any source (missing: {missing or 'none'})")
     return out, mixture_report(config, parts, missing)
 
 
@@ -379,6 +381,9 @@ def format_report(report: dict) -> str:
         lines.append(
             f"{s['source']:<24} {s['task']:<6} {s['available']:>9} {s['quota']:>8} {s['written']:>8} {s['repeated']:>8}"
         )
+    empty = [t for t, d in report["tasks"].items() if d["target"] and not d["written"]]
+    if empty:
+        lines.append(f"tasks without records (no source present): {', '.join(empty)}")
     if report["missing_sources"]:
         lines.append(f"missing (skipped): {', '.join(report['missing_sources'])}")
     lines.append(f"task_weights for the train config: {report['task_weights']}")
