@@ -245,3 +245,25 @@ def test_build_from_raw_vtg_files_and_convert(tmp_path, capsys):
     assert "bad options" in capsys.readouterr().err
     assert main([*build, "--skip-missing", "--root", str(tmp_path / "nowhere")]) == 2
     assert "the mixture is empty" in capsys.readouterr().err
+
+
+def test_convert_rec_jsonl_and_build_rec(tmp_path, capsys):
+    lines = [
+        {"image": "imgs/a.jpg", "expression": "left dog", "bbox": [10, 20, 30, 40], "width": 100, "height": 80},
+        {"id": 9, "image": "imgs/b.jpg", "sent": "the cup", "bbox": [0, 0, 5, 5]},
+    ]
+    (tmp_path / "rec.jsonl").write_text("".join(json.dumps(d) + "\n" for d in lines))
+    out = tmp_path / "rec_records.jsonl"
+    args = ["mixture", "convert", "--format", "rec-jsonl", "--in", str(tmp_path / "rec.jsonl"), "--out", str(out)]
+    assert main([*args, "--option", "bbox_format=xywh"]) == 0
+    a, b = read_records(out)
+    assert (a.task, a.image, a.boxes, b.id) == ("rec", "imgs/a.jpg", {"0": [10, 20, 40, 60]}, "9")
+    (tmp_path / "m.yaml").write_text(
+        "tasks: {rec: 3}\nsources: [{name: r, format: records, path: rec_records.jsonl}]\n"
+    )
+    assert main(["mixture", "build", "--config", str(tmp_path / "m.yaml"), "--out", str(tmp_path / "mix")]) == 0
+    mixed = read_records(tmp_path / "mix" / "records.jsonl")
+    assert [r.id for r in mixed] == ["r:0", "r:0~1", "r:9"] or [r.id for r in mixed] == ["r:0", "r:9", "r:9~1"]
+    assert all(
+        r.answer is None and r.meta["prompt"] in phrasings("rec") and r.image.startswith("../imgs/") for r in mixed
+    )
