@@ -68,6 +68,29 @@ def test_text_coordinate_answers_spell_stvg_and_rec_boxes(tmp_path):
     assert stvg.startswith("from 0.4 to 1.2 seconds. 0.40s: [62, 83, 312, 583]; 0.60s: ")
 
 
+def test_record_phrasing_reaches_the_prompt_and_the_caption_span(tmp_path):
+    from spacevllm.data.collate import Collator
+    from spacevllm.data.prompts import PHRASINGS
+    from spacevllm.modeling import SpaceVLLMProcessor
+    from spacevllm.modeling.tiny import build_tiny_checkpoint
+
+    path = _scene(tmp_path)
+    rec = json.loads(path.read_text())
+    rec["meta"] = {"prompt": PHRASINGS["stvg"][2]}
+    path.write_text(json.dumps(rec) + "\n")
+    item = UniSTGDataset(path, num_frames=4)[0]
+    processor = SpaceVLLMProcessor.from_pretrained(build_tiny_checkpoint(tmp_path / "m", num_frames=4))
+    batch = Collator(processor)([item])
+    text = processor.tokenizer.decode(batch["input_ids"][0])
+    assert PHRASINGS["stvg"][2].format(query=rec["query"]) in text
+    caption = processor.tokenizer.decode(batch["input_ids"][0][batch["caption_mask"][0]])
+    assert caption.strip() == rec["query"]
+    rec["meta"] = {"prompt": "no placeholder"}
+    path.write_text(json.dumps(rec) + "\n")
+    with pytest.raises(SpaceVLLMError, match=r"record a, field 'meta.prompt'"):
+        UniSTGDataset(path, num_frames=4)
+
+
 def test_frame_targets_without_interval_is_empty():
     rec = Record(id="q", task="qa", query="what moves?")
     boxes, mask = frame_targets(rec, np.arange(4), np.arange(4) / FPS, (W, H))

@@ -25,6 +25,7 @@ class Collator:
         kwargs = dict(
             queries=[it["query"] for it in items],
             task=tasks[0],
+            templates=[it.get("prompt") for it in items],
             answers=None if any(a is None for a in answers) else answers,
             padding_side=self.padding_side,
             return_tensors="pt",

@@ -8,6 +8,7 @@ One :class:`UniSTGDataset` item is a dict
 - ``times``     (N,) float64 seconds of the sampled frames (LLaVA-Video uniform sampling)
 - ``duration``  seconds
 - ``query``, ``answer``  text (``answer`` of a grounding record defaults to the canonical time range text)
+- ``prompt``    the record's instruction template (``meta["prompt"]``, see :mod:`spacevllm.data.prompts`) or None
 - ``target_boxes`` (N_q, 4) float32 normalized cxcywh: one per sampled frame (N_q = N) or one for an image
 - ``box_mask``  (N_q,) bool: the sampled frame lies in the closed GT interval ``[start, end]`` seconds *and*
   the record has a box at that source frame (an image: True when it has a box)
@@ -25,7 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from spacevllm.box_ops import pixel_xyxy_to_norm_cxcywh
-from spacevllm.errors import SpaceVLLMError
+from spacevllm.data.prompts import QUERY
+from spacevllm.errors import InputFileError, SpaceVLLMError
 from spacevllm.records import Record, read_records, resolve_media
 from spacevllm.time_ops import format_time_range
 from spacevllm.video import read_image, sample_frames
@@ -48,6 +50,8 @@ class UniSTGDataset:
         self.items: list[tuple[Record, Path]] = [(r, Path(p)) for p in paths for r in read_records(p)]
         if not self.items:
             raise SpaceVLLMError(f"no records in {', '.join(map(str, paths))}")
+        for record, path in self.items:
+            _check_prompt(record, path)
         self.num_frames, self.frame_size, self.text_coords = num_frames, frame_size, text_coords
         self._cache: dict | None = {} if cache_frames else None
 
@@ -117,10 +121,18 @@ def _item(record, video, image, times, duration, answer, boxes, mask) -> dict:
         "times": np.asarray(times, np.float64),
         "duration": duration,
         "query": record.query,
+        "prompt": (record.meta or {}).get("prompt"),
         "answer": answer,
         "target_boxes": boxes.astype(np.float32),
         "box_mask": np.asarray(mask, bool),
     }
+
+
+def _check_prompt(record: Record, path: Path) -> None:
+    """A record's ``meta["prompt"]`` template must be a string holding ``{query}`` exactly once."""
+    prompt = (record.meta or {}).get("prompt")
+    if prompt is not None and (not isinstance(prompt, str) or prompt.count(QUERY) != 1):
+        raise InputFileError(path, f"must be a string with {QUERY} exactly once", record=record.id, field="meta.prompt")
 
 
 def frame_targets(record: Record, indices, times, size) -> tuple[np.ndarray, np.ndarray]:

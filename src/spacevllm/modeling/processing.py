@@ -29,19 +29,13 @@ import torch
 from PIL import Image
 from transformers import AutoTokenizer, BatchFeature
 
+from spacevllm.data.prompts import PHRASINGS, render
 from spacevllm.modeling.configuration import query_token
 from spacevllm.video import time_instruction
 
 PROCESSOR_FILE = "spacevllm_processor.json"
 SYSTEM = "You are a helpful assistant."
-TASK_PROMPTS = {
-    "stvg": 'Find when the object described by "{query}" appears and locate it. Answer with the time range.',
-    "vtg": 'When does "{query}" happen in the video? Answer with the time range.',
-    "rec": 'Locate "{query}" in the image.',
-    "qa": "{query}",
-    "caption": "{query}",
-    "chat": "{query}",
-}
+TASK_PROMPTS = {task: templates[0] for task, templates in PHRASINGS.items()}  # phrasing 0: evaluation, ground
 
 
 class SpaceVLLMProcessor:
@@ -117,19 +111,20 @@ class SpaceVLLMProcessor:
             return "".join(v + q for q in qs) + self.video_token
         return v * frames + self.video_token + "".join(qs)
 
-    def task_prompt(self, task: str, query: str) -> str:
-        """The instruction of ``task`` around ``query``."""
-        return TASK_PROMPTS[task].format(query=query)
+    def task_prompt(self, task: str, query: str, template: str | None = None) -> tuple[str, tuple[int, int]]:
+        """The instruction of ``task`` around ``query`` (``template``: one of :data:`spacevllm.data.prompts.PHRASINGS`,
+        default phrasing 0) and the query's character span in it."""
+        return render(template or TASK_PROMPTS[task], query)
 
-    def build_prompt(self, task: str, query: str, frames: int, times=None, duration=None, image=False):
+    def build_prompt(self, task: str, query: str, frames: int, times=None, duration=None, image=False, template=None):
         """(prompt text, (start, end) character span of the query inside it)."""
         system = f"<|im_start|>system\n{SYSTEM}<|im_end|>\n<|im_start|>user\n"
         visual = self.visual_block(frames, image) + "\n"
         if not image and times is not None:
             visual += time_instruction(duration, times) + "\n"
-        instruction = self.task_prompt(task, query)
+        instruction, (offset, _) = self.task_prompt(task, query, template)
         head = system if self.text_first else system + visual
-        start = len(head) + len(TASK_PROMPTS[task].split("{query}")[0])
+        start = len(head) + offset
         user = instruction + "\n" + visual.rstrip("\n") if self.text_first else visual + instruction
         return system + user + "<|im_end|>\n<|im_start|>assistant\n", (start, start + len(query))
 
@@ -142,19 +137,23 @@ class SpaceVLLMProcessor:
         task="stvg",
         answers=None,
         images=None,
+        templates=None,
         padding_side="left",
         return_tensors="pt",
     ) -> BatchFeature:
-        """Batch of videos (or images) + queries (+ answers) -> model inputs. See the module docstring."""
+        """Batch of videos (or images) + queries (+ answers) -> model inputs. See the module docstring.
+        ``templates``: optional per-sample instruction templates (None entries = the task's default)."""
         image = images is not None
         visual = images if image else videos
         tasks = [task] * len(queries) if isinstance(task, str) else list(task)
         rows = []
         for i, (frames, query) in enumerate(zip(visual, queries)):
             frames = np.asarray(frames)[None] if image else np.asarray(frames)
+            template = None if templates is None else templates[i]
             prompt, span = self.build_prompt(
-                tasks[i], query, len(frames), None if image else times[i], None if image else durations[i], image
-            )
+                tasks[i], query, len(frames), None if image else times[i], None if image else durations[i], image,
+                template,
+            )  # fmt: skip
             answer = None if answers is None else answers[i] + "<|im_end|>"
             rows.append((self.preprocess_frames(frames), *self._encode(prompt, span, answer)))
         return self._pad(rows, padding_side)
