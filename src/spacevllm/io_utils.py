@@ -75,3 +75,21 @@ def write_jsonl_atomic(path: str | os.PathLike, rows: Iterable[dict]) -> None:
     with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
         for row in rows:
             f.write(json.dumps(row) + "\n")
+
+
+def read_yaml(path: str | Path):
+    """The parsed YAML file (an empty file is ``{}``). Raises :class:`SpaceVLLMError` naming the file when it is
+    missing, unreadable or not valid YAML."""
+    import yaml
+
+    from spacevllm.errors import SpaceVLLMError
+
+    path = Path(path)
+    if not path.is_file():
+        raise SpaceVLLMError(f"{path}: no such config file")
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, UnicodeDecodeError) as e:
+        raise SpaceVLLMError(f"{path}: cannot read config ({e})") from None
+    except yaml.YAMLError as e:
+        raise SpaceVLLMError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None

@@ -38,10 +38,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from spacevllm.data.prompts import choose_phrasing, phrasings
 from spacevllm.errors import InputFileError, SpaceVLLMError
+from spacevllm.io_utils import read_yaml
 from spacevllm.records import TASKS, Record, read_records, resolve_media
 from spacevllm.time_ops import format_time_range
 
@@ -84,12 +84,7 @@ class MixtureConfig:
 def load_mixture_config(path: str | Path, root: str | Path | None = None) -> MixtureConfig:
     """Read and check a mixture YAML; relative paths resolve against ``root`` (default: the config's folder)."""
     path = Path(path)
-    if not path.is_file():
-        raise SpaceVLLMError(f"{path}: no such config file")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as e:
-        raise SpaceVLLMError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+    raw = read_yaml(path)
     return parse_mixture_config(raw, Path(root) if root is not None else path.resolve().parent, path)
 
 

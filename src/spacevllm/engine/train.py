@@ -32,7 +32,7 @@ from spacevllm.data.collate import Collator
 from spacevllm.data.dataset import MixtureSampler, ShardedBatches, UniSTGDataset, corpus_words
 from spacevllm.engine import checkpoint as ckpt
 from spacevllm.errors import SpaceVLLMError
-from spacevllm.io_utils import atomic_dir, write_jsonl_atomic, write_text_atomic
+from spacevllm.io_utils import atomic_dir, read_yaml, write_jsonl_atomic, write_text_atomic
 
 
 @dataclass
@@ -84,11 +84,9 @@ class TrainConfig:
 
 def load_config(path, overrides: dict | None = None) -> TrainConfig:
     """Read a YAML config. Relative paths in it (data, model.init, out_dir) are relative to the working directory."""
-    path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as err:
-        raise SpaceVLLMError(f"{path}: cannot read config ({err})") from None
+    raw = read_yaml(path)
+    if not isinstance(raw, dict):
+        raise SpaceVLLMError(f"{path}: a config must be a mapping")
     raw |= overrides or {}
     return config_from_dict(raw)
 

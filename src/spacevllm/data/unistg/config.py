@@ -21,10 +21,9 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
-import yaml
-
 from spacevllm.data.unistg import sample as paper
 from spacevllm.errors import SpaceVLLMError
+from spacevllm.io_utils import read_yaml
 
 DEFAULTS = {
     "input": None,
@@ -47,12 +46,7 @@ RESULT_KEYS = ("tasks", "box_threshold", "analyzer", "annotator", "refiner", "fi
 def load_config(path: str | Path, **overrides) -> dict:
     """Read a YAML config, fill defaults, apply non-None ``overrides`` (input, out, workers, limit), validate."""
     path = Path(path)
-    if not path.is_file():
-        raise SpaceVLLMError(f"{path}: no such config file")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as e:
-        raise SpaceVLLMError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+    raw = read_yaml(path)
     if not isinstance(raw, dict):
         raise SpaceVLLMError(f"{path}: a config must be a mapping")
     return check_config(merge(raw, {k: v for k, v in overrides.items() if v is not None}), path)
