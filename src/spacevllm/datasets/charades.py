@@ -29,6 +29,7 @@ import math
 from collections.abc import Mapping
 from pathlib import Path
 
+from spacevllm.datasets import video_path
 from spacevllm.errors import InputFileError
 from spacevllm.records import Record
 from spacevllm.records import read_text_lines as read_lines
@@ -56,12 +57,11 @@ def charades_record(line: str, index: int, path, videos_dir=None, durations=None
     rec = f"{index} (line {index + 1})"
     vid, start, end, sentence = parse_line(line, path, rec)
     duration = _duration(durations, vid, path, rec)
-    name = f"{vid}{video_ext}"
     return Record(
         id=str(index),
         task="vtg",
         query=sentence,
-        video=str(Path(videos_dir) / name) if videos_dir else name,
+        video=video_path(vid, videos_dir, video_ext),
         duration=duration,
         start=start,
         end=end,

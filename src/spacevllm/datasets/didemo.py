@@ -38,6 +38,7 @@ from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
 
+from spacevllm.datasets import video_path
 from spacevllm.datasets.hcstvg import load_json
 from spacevllm.errors import InputFileError
 from spacevllm.records import Record
@@ -78,12 +79,11 @@ def didemo_record(moment, index: int, path, videos_dir=None, durations=None, vid
     start, end = first * SEGMENT, (last + 1) * SEGMENT
     if duration is not None:
         start, end = min(start, duration), min(end, duration)
-    name = f"{vid}{video_ext}"
     return Record(
         id=str(ann),
         task="vtg",
         query=description,
-        video=str(Path(videos_dir) / name) if videos_dir else name,
+        video=video_path(vid, videos_dir, video_ext),
         duration=duration,
         start=start,
         end=end,

@@ -29,6 +29,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from spacevllm.datasets import video_path
 from spacevllm.datasets.hcstvg import load_json
 from spacevllm.errors import InputFileError
 from spacevllm.records import Record
@@ -74,8 +75,7 @@ def video_records(
         msg = f"must be a list of {len(stamps)} sentences (one per timestamp), got {got}"
         raise InputFileError(path, msg, record=vid, field="sentences")
     scale = 1.0 / rate if unit == "frames" else 1.0
-    name = f"{vid}{video_ext}"
-    video = str(Path(videos_dir) / name) if videos_dir else name
+    video = video_path(vid, videos_dir, video_ext)
     records = []
     for k, (pair, sentence) in enumerate(zip(stamps, sentences)):
         rec = f"{vid}#{k}"
