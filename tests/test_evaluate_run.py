@@ -94,3 +94,26 @@ def test_evaluate_run_refuses_other_checkpoint_in_same_out(tiny_setup, tmp_path,
     args = ["evaluate", "run", "--annotations", str(records), "--checkpoint", str(ckpt), "--out", str(out)]
     assert main(args) == 2
     assert "another --out" in capsys.readouterr().err
+
+
+def test_time_source_pointer_runs_and_needs_a_pointer(tiny_setup, tmp_path, capsys):
+    """``--time-source pointer``: ranges come from the pointer (one of the sampled frames' times, start <= end);
+    a model without a pointer is a one-line error; the meta file keeps the choice apart from a text run."""
+    import json
+
+    from spacevllm.cli import main
+    from spacevllm.modeling.tiny import build_tiny_checkpoint
+
+    records, ckpt = tiny_setup
+    base = ["evaluate", "run", "--annotations", str(records), "--json", "--time-source", "pointer"]
+    assert main(base + ["--checkpoint", str(ckpt), "--out", str(tmp_path / "a.jsonl")]) == 2
+    assert "no temporal pointer" in capsys.readouterr().err
+    pointer = build_tiny_checkpoint(tmp_path / "p", num_frames=4, image_size=32, patch_size=16, lambda_pointer=1.0)
+    out = tmp_path / "b.jsonl"
+    assert main(base + ["--checkpoint", str(pointer), "--out", str(out)]) == 0
+    assert 0.0 <= json.loads(capsys.readouterr().out)["stvg"]["m_tIoU"] <= 1.0
+    rows = [json.loads(line) for line in out.read_text().splitlines() if '"stvg"' in line]
+    assert rows and all(r["start"] <= r["end"] and r["text"].startswith("from ") for r in rows)
+    again = ["evaluate", "run", "--annotations", str(records), "--checkpoint", str(pointer), "--out", str(out)]
+    assert main(again) == 2  # same out, other time source
+    assert "time source pointer" in capsys.readouterr().err

@@ -80,3 +80,31 @@ def test_bad_config_is_one_line_error(tmp_path, capsys):
     cfg.write_text(yaml.safe_dump({"data": {"train": [str(tmp_path / "missing.jsonl")]}, "out_dir": str(tmp_path)}))
     assert main(["train", "--config", str(cfg)]) == 2
     assert "missing.jsonl" in capsys.readouterr().err
+
+
+def test_warm_start_with_the_pointer_trains_it_and_logs_its_loss(world, tmp_path):
+    """Stage 2 of the default recipe: ``model.init`` + ``model.overrides: {lambda_pointer}`` builds the pointer
+    on a checkpoint that had none, trains with it and logs ``loss_pointer``; the final model keeps it."""
+    from spacevllm.modeling import SpaceVLLMForConditionalGeneration
+
+    stage1 = write_config(tmp_path / "a.yaml", world, tmp_path / "a", steps=2)
+    assert main(["train", "--config", str(stage1), "--no-progress"]) == 0
+    cfg = yaml.safe_load(stage1.read_text())
+    cfg |= {"out_dir": str(tmp_path / "b"), "log_every": 1}
+    cfg["model"] = {"init": str(tmp_path / "a" / "final"), "overrides": {"lambda_pointer": 1.0}}
+    cfg["data"]["task_weights"] = {"stvg": 1}
+    (tmp_path / "b.yaml").write_text(yaml.safe_dump(cfg | {"optim": cfg["optim"] | {"max_steps": 4}}))
+    assert main(["train", "--config", str(tmp_path / "b.yaml"), "--no-progress"]) == 0
+    rows = read_log(tmp_path / "b" / "log.jsonl")
+    assert len(rows) == 4 and all(r["loss_pointer"] > 0 for r in rows)
+    model = SpaceVLLMForConditionalGeneration.from_pretrained(tmp_path / "b" / "final")
+    assert model.config.lambda_pointer == 1.0 and model.temporal_pointer is not None
+
+
+def test_unknown_model_override_is_an_error(world, tmp_path, capsys):
+    cfg = write_config(tmp_path / "c.yaml", world, tmp_path / "c", steps=1)
+    raw = yaml.safe_load(cfg.read_text())
+    raw["model"]["overrides"] = {"lambda_pionter": 1.0}
+    cfg.write_text(yaml.safe_dump(raw))
+    assert main(["train", "--config", str(cfg), "--no-progress"]) == 2
+    assert "lambda_pionter" in capsys.readouterr().err

@@ -2,6 +2,7 @@
 
     L_space = lambda_L1 * L1(B_hat, B) + lambda_giou * L_giou(B_hat, B)      (eq. 5, frames in [t_s, t_e] only)
     L       = lambda_time * L_time + lambda_space * L_space                   (eq. 6)
+            + lambda_pointer * L_pointer    (CPU-scale auxiliary, 0 in the paper; :mod:`.modeling.temporal_pointer`)
 
 Boxes are normalized cxcywh (B, N_q, 4); ``box_mask`` (B, N_q) marks the frames inside the ground-truth range that
 have a box, so only those enter L_space. L_time is the autoregressive cross-entropy on the answer text.
@@ -22,6 +23,7 @@ def loss_weights(config) -> dict[str, float]:
         "lambda_space": config.lambda_space,
         "lambda_l1": config.lambda_l1,
         "lambda_giou": config.lambda_giou,
+        "lambda_pointer": getattr(config, "lambda_pointer", 0.0),
     }
 
 
@@ -47,8 +49,33 @@ def space_losses(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -
     return {"loss_l1": l1, "loss_giou": giou.mean()}
 
 
-def spacevllm_loss(config, logits, labels=None, pred_boxes=None, target_boxes=None, box_mask=None):
-    """Total loss (eq. 6) and the dict of named terms: loss_time, loss_l1, loss_giou, loss_space."""
+def pointer_targets(time_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(B, N) bool frames inside the GT range -> first index (B,), last index (B,), rows with a range (B,) bool."""
+    mask = time_mask.bool()
+    n = mask.shape[1]
+    idx = torch.arange(n, device=mask.device).expand_as(mask)
+    first = torch.where(mask, idx, n).min(dim=1).values
+    last = torch.where(mask, idx, -1).max(dim=1).values
+    return first.clamp_max(n - 1), last.clamp_min(0), mask.any(dim=1)
+
+
+def pointer_loss(time_logits: torch.Tensor, time_mask: torch.Tensor) -> torch.Tensor:
+    """L_pointer: time_logits (B, N, 2) (padding rows -inf), time_mask (B, N) bool -> scalar (0 without ranges)."""
+    n = min(time_logits.shape[1], time_mask.shape[1])
+    logits, mask = time_logits[:, :n].float(), time_mask[:, :n].to(time_logits.device)
+    first, last, valid = pointer_targets(mask)
+    if not valid.any():
+        return logits.nan_to_num(0.0, 0.0, 0.0).sum() * 0.0
+    start = F.cross_entropy(logits[valid, :, 0], first[valid])
+    end = F.cross_entropy(logits[valid, :, 1], last[valid])
+    return (start + end) / 2
+
+
+def spacevllm_loss(
+    config, logits, labels=None, pred_boxes=None, target_boxes=None, box_mask=None, time_logits=None, time_mask=None
+):
+    """Total loss (eq. 6) and the dict of named terms: loss_time, loss_l1, loss_giou, loss_space (+ loss_pointer
+    when the config has a pointer)."""
     w = loss_weights(config)
     terms = {"loss_time": time_loss(logits, labels) if labels is not None else logits.sum() * 0.0}
     if pred_boxes is not None and target_boxes is not None and box_mask is not None:
@@ -58,4 +85,8 @@ def spacevllm_loss(config, logits, labels=None, pred_boxes=None, target_boxes=No
         terms.update({"loss_l1": terms["loss_time"] * 0.0, "loss_giou": terms["loss_time"] * 0.0})
     terms["loss_space"] = w["lambda_l1"] * terms["loss_l1"] + w["lambda_giou"] * terms["loss_giou"]
     total = w["lambda_time"] * terms["loss_time"] + w["lambda_space"] * terms["loss_space"]
+    if w["lambda_pointer"] > 0:
+        use = time_logits is not None and time_mask is not None
+        terms["loss_pointer"] = pointer_loss(time_logits, time_mask) if use else terms["loss_time"] * 0.0
+        total = total + w["lambda_pointer"] * terms["loss_pointer"]
     return total, terms

@@ -25,6 +25,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=8, help="records per forward pass (default 8)")
     parser.add_argument("--json", action="store_true", help="print the scores as one JSON object")
     parser.add_argument("--threads", type=int, help="CPU threads per process")
+    parser.add_argument(
+        "--time-source",
+        choices=("text", "pointer"),
+        help="time range from the generated text or the temporal pointer (default: the checkpoint's config)",
+    )
 
 
 def run(args) -> int:
@@ -42,7 +47,9 @@ def run(args) -> int:
         raise SpaceVLLMError(f"{annotations}: annotations file not found")
     checkpoint = Path(args.checkpoint) if args.checkpoint else _default_checkpoint()
     out = Path(args.out) if args.out else annotations.with_name(annotations.stem + ".predictions.jsonl")
-    scores = evaluate_run(annotations, checkpoint, out, batch_size=args.batch_size, progress=not args.json)
+    scores = evaluate_run(
+        annotations, checkpoint, out, args.batch_size, progress=not args.json, time_source=args.time_source
+    )
     if args.json:
         print(json.dumps(scores))
     else:

@@ -28,6 +28,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="default: bfloat16 on a GPU that has it",
     )
     parser.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
+    parser.add_argument(
+        "--time-source",
+        choices=("text", "pointer"),
+        help="time range from the generated text or the temporal pointer (default: the checkpoint's config)",
+    )
 
 
 def run(args) -> int:
@@ -61,7 +66,7 @@ def _ground(checkpoint: Path, args, query: str):
 
     if args.threads:
         torch.set_num_threads(max(1, args.threads))
-    model, processor = load_model(checkpoint, device=args.device, dtype=args.dtype)
+    model, processor = load_model(checkpoint, device=args.device, dtype=args.dtype, time_source=args.time_source)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "no time range in the answer" is reported by the printed tube itself
         return ground(model, processor, args.video, query, num_frames=args.frames)

@@ -11,7 +11,8 @@ class Collator:
 
     Returns the processor's BatchFeature (``input_ids``, ``attention_mask``, ``pixel_values_videos`` or image
     inputs, ``caption_mask``, ``labels`` when the batch has answers) plus ``target_boxes`` (B, N_q, 4) normalized
-    cxcywh float32 and ``box_mask`` (B, N_q) bool. Training pads on the right.
+    cxcywh float32, ``box_mask`` (B, N_q) bool and, for videos, ``time_mask`` (B, N) bool (the pointer's target).
+    Training pads on the right.
     """
 
     def __init__(self, processor, padding_side: str = "right"):
@@ -41,4 +42,6 @@ class Collator:
         batch = self.processor(**kwargs)
         batch["target_boxes"] = torch.from_numpy(np.stack([it["target_boxes"] for it in items]))
         batch["box_mask"] = torch.from_numpy(np.stack([it["box_mask"] for it in items]))
+        if items[0]["video"] is not None:
+            batch["time_mask"] = torch.from_numpy(np.stack([it["time_mask"] for it in items]))
         return batch

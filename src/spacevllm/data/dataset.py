@@ -12,6 +12,8 @@ One :class:`UniSTGDataset` item is a dict
 - ``target_boxes`` (N_q, 4) float32 normalized cxcywh: one per sampled frame (N_q = N) or one for an image
 - ``box_mask``  (N_q,) bool: the sampled frame lies in the closed GT interval ``[start, end]`` seconds *and*
   the record has a box at that source frame (an image: True when it has a box)
+- ``time_mask`` (N,) bool: the sampled frame lies in ``[start, end]`` (grounding records; all False otherwise and
+  for images) -- the temporal pointer's target
 - ``id``        the record id
 
 Boxes are read from the record's pixel xyxy at the sampled source frame index and normalized by the record's
@@ -75,7 +77,9 @@ class UniSTGDataset:
         size = (record.width or sampled.info.width, record.height or sampled.info.height)
         boxes, mask = frame_targets(record, sampled.indices, sampled.times, size)
         answer = self._answer(record, sampled.times, boxes, mask)
-        return _item(record, sampled.frames, None, sampled.times, duration, answer, boxes, mask)
+        item = _item(record, sampled.frames, None, sampled.times, duration, answer, boxes, mask)
+        item["time_mask"] = time_targets(record, sampled.times)
+        return item
 
     def _frames(self, media: Path):
         if self._cache is None:
@@ -125,6 +129,7 @@ def _item(record, video, image, times, duration, answer, boxes, mask) -> dict:
         "answer": answer,
         "target_boxes": boxes.astype(np.float32),
         "box_mask": np.asarray(mask, bool),
+        "time_mask": np.zeros(len(times), bool),
     }
 
 
@@ -151,6 +156,14 @@ def frame_targets(record: Record, indices, times, size) -> tuple[np.ndarray, np.
             boxes[j] = pixel_xyxy_to_norm_cxcywh(np.asarray(box, np.float64), *size)
             mask[j] = True
     return boxes, mask
+
+
+def time_targets(record: Record, times) -> np.ndarray:
+    """(N,) bool: sampled frame times (seconds) inside the closed GT range of a grounding record, else all False."""
+    t = np.asarray(times, np.float64)
+    if record.task not in GROUNDING or record.start is None or record.end is None:
+        return np.zeros(len(t), bool)
+    return (t >= record.start - _EPS) & (t <= record.end + _EPS)
 
 
 class MixtureSampler:

@@ -33,8 +33,11 @@ from spacevllm.records import Record, read_records, resolve_media
 SCORED_TASKS = ("stvg", "vtg", "rec")
 
 
-def evaluate_run(annotations, checkpoint, out, batch_size: int = 8, progress: bool = True) -> dict:
-    """Predict every STVG/VTG/REC record of ``annotations`` not yet in ``out`` and score all; returns the scores."""
+def evaluate_run(
+    annotations, checkpoint, out, batch_size: int = 8, progress: bool = True, time_source: str | None = None
+) -> dict:
+    """Predict every STVG/VTG/REC record of ``annotations`` not yet in ``out`` and score all; returns the scores.
+    ``time_source``: see :func:`spacevllm.modeling.inference.load_model` (default: the checkpoint's own)."""
     from accelerate import PartialState
 
     state = PartialState()
@@ -43,12 +46,12 @@ def evaluate_run(annotations, checkpoint, out, batch_size: int = 8, progress: bo
     if not records:
         raise SpaceVLLMError(f"{annotations}: no stvg, vtg or rec records to evaluate")
     if state.is_main_process:
-        _check_meta(out, annotations, checkpoint)
+        _check_meta(out, annotations, checkpoint, time_source)
     state.wait_for_everyone()
     done = set(read_predictions(out, partials=True))
     todo = [r for i, r in enumerate(records) if i % state.num_processes == state.process_index and r.id not in done]
     if todo:
-        model, processor = load_model(checkpoint)
+        model, processor = load_model(checkpoint, time_source)
         _predict_all(model, processor, todo, annotations, partial_path(out, state.process_index), batch_size, progress)
     state.wait_for_everyone()
     if state.is_main_process:
@@ -57,11 +60,11 @@ def evaluate_run(annotations, checkpoint, out, batch_size: int = 8, progress: bo
     return score(records, read_predictions(out), annotations)
 
 
-def load_model(checkpoint: Path):
+def load_model(checkpoint: Path, time_source: str | None = None):
     """(model in eval mode, processor): :func:`spacevllm.modeling.inference.load_model` (one-line errors)."""
     from spacevllm.modeling.inference import load_model as _load
 
-    return _load(checkpoint)
+    return _load(checkpoint, time_source=time_source)
 
 
 def partial_path(out: Path, rank: int) -> Path:
@@ -72,14 +75,17 @@ def _meta_path(out: Path) -> Path:
     return out.with_name(f"{out.name}.meta.json")
 
 
-def _check_meta(out: Path, annotations: Path, checkpoint: Path) -> None:
+def _check_meta(out: Path, annotations: Path, checkpoint: Path, time_source: str | None = None) -> None:
     meta = {"annotations": str(annotations.resolve()), "checkpoint": str(checkpoint.resolve())}
+    if time_source is not None:
+        meta["time_source"] = time_source
     path = _meta_path(out)
     if path.is_file():
         old = json.loads(path.read_text(encoding="utf-8"))
         if old != meta:
             raise SpaceVLLMError(
-                f"{out}: holds predictions of {old['checkpoint']} on {old['annotations']}; "
+                f"{out}: holds predictions of {old['checkpoint']} on {old['annotations']}"
+                f"{' (time source ' + old['time_source'] + ')' if 'time_source' in old else ''}; "
                 "choose another --out or delete it"
             )
     else:

@@ -40,7 +40,7 @@ class ModelSection:
     init: str | None = None  # checkpoint dir (e.g. a converted LLaVA-Video) or None = build a tiny one
     tiny: dict = field(default_factory=dict)  # build_tiny_checkpoint(**tiny) when init is None
     vocab_from_data: bool = True  # tiny tokenizer vocabulary = words of the training queries and answers
-    overrides: dict = field(default_factory=dict)  # set on model.config (e.g. lambda_l1)
+    overrides: dict = field(default_factory=dict)  # model config fields set at load (e.g. lambda_l1, lambda_pointer)
     gradient_checkpointing: bool = False
 
 
@@ -140,15 +140,17 @@ def build_data(cfg: TrainConfig) -> None:
 
 def build_model(cfg: TrainConfig, init_dir: Path | None = None):
     """(model, processor): from ``init_dir`` (a resume), ``model.init``, or a new tiny checkpoint in OUT/init."""
-    from spacevllm.modeling import SpaceVLLMForConditionalGeneration, SpaceVLLMProcessor
+    from spacevllm.modeling import SpaceVLLMConfig, SpaceVLLMForConditionalGeneration, SpaceVLLMProcessor
 
     source = init_dir or (Path(cfg.model.init) if cfg.model.init else _build_tiny(cfg))
     if not Path(source).is_dir():
         raise SpaceVLLMError(f"model.init: checkpoint folder not found: {source}")
-    model = SpaceVLLMForConditionalGeneration.from_pretrained(source)
+    unknown = sorted(set(cfg.model.overrides) - set(SpaceVLLMConfig().to_dict()))
+    if unknown:
+        raise SpaceVLLMError(f"model.overrides: not SpaceVLLM config fields: {', '.join(unknown)}")
+    # passed to the config before the model is built, so that a structural field (lambda_pointer) builds its module
+    model = SpaceVLLMForConditionalGeneration.from_pretrained(source, **cfg.model.overrides)
     processor = SpaceVLLMProcessor.from_pretrained(source)
-    for key, value in cfg.model.overrides.items():
-        setattr(model.config, key, value)
     if cfg.model.gradient_checkpointing:
         model.gradient_checkpointing_enable()
     return model, processor
@@ -321,7 +323,8 @@ def _optimizer_step(acc, model, optimizer, scheduler, max_grad_norm) -> None:
     optimizer.zero_grad(set_to_none=True)
 
 
-LOSS_TERMS = ("loss", "loss_time", "loss_space", "loss_l1", "loss_giou")  # eq. 5-6; a term a batch lacks counts 0
+# eq. 5-6 (+ the CPU-scale pointer); a term a batch lacks counts 0
+LOSS_TERMS = ("loss", "loss_time", "loss_space", "loss_l1", "loss_giou", "loss_pointer")
 
 
 def _reduce_terms(acc, terms: dict, ga: int) -> dict[str, float]:

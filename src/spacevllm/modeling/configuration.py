@@ -8,6 +8,7 @@ from huggingface_hub.dataclasses import strict
 from transformers import LlavaOnevisionConfig
 
 QUERY_MODES = ("interleaved", "appended", "none")
+TIME_SOURCES = ("text", "pointer")
 
 
 def query_token(i: int) -> str:
@@ -53,6 +54,8 @@ class SpaceVLLMConfig(LlavaOnevisionConfig):
     motion_input: bool = False
     decoder_residual: bool = False
     box_anchor: bool = False
+    lambda_pointer: float = 0.0
+    time_source: str = "text"
 
     def __post_init__(self, **kwargs):
         super().__post_init__(**kwargs)
@@ -60,6 +63,12 @@ class SpaceVLLMConfig(LlavaOnevisionConfig):
             raise ValueError(f"pool_stride must be 1 or 2, got {self.pool_stride!r}")
         if self.query_mode not in QUERY_MODES:
             raise ValueError(f"query_mode must be one of {QUERY_MODES}, got {self.query_mode!r}")
+        if self.time_source not in TIME_SOURCES:
+            raise ValueError(f"time_source must be one of {TIME_SOURCES}, got {self.time_source!r}")
+        if self.lambda_pointer < 0 or (self.lambda_pointer > 0 and self.query_mode == "none"):
+            raise ValueError("lambda_pointer must be >= 0, and 0 without queries (query_mode 'none')")
+        if self.time_source == "pointer" and self.lambda_pointer <= 0:
+            raise ValueError("time_source 'pointer' needs a trained pointer (lambda_pointer > 0)")
 
     @property
     def pooled_grid(self) -> int:

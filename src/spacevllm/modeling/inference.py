@@ -13,6 +13,10 @@ The prefill covers the prompt *but its last token*; ``generate`` is handed the w
 feeds only the last prompt token before decoding. The decoder never needs that token (the chat template's
 assistant header), and the hidden states of the others are the same either way (causal attention).
 
+With ``config.time_source == "pointer"`` (a CPU-scale switch, :mod:`spacevllm.modeling.temporal_pointer`) nothing
+is generated: the range is the pointer's most likely (first, last) sampled frame on the same prefill, and the
+answer text is written from those frames' times with :func:`~spacevllm.time_ops.format_time_range`.
+
 Text-coordinate mode (``config.query_mode == "none"``, Table 7 row 1): no queries and no decoder; the boxes
 are parsed from the generated text (:mod:`spacevllm.modeling.text_coords`).
 """
@@ -32,7 +36,8 @@ from transformers import LogitsProcessor, LogitsProcessorList
 from spacevllm.box_ops import denormalize_xyxy, norm_cxcywh_to_pixel_xyxy
 from spacevllm.errors import SpaceVLLMError
 from spacevllm.modeling import text_coords
-from spacevllm.time_ops import parse_time_range, time_range_to_frame_range
+from spacevllm.modeling.temporal_pointer import best_span
+from spacevllm.time_ops import format_time_range, parse_time_range, time_range_to_frame_range
 from spacevllm.tube import Tube
 from spacevllm.video import SampledFrames, sample_frames
 
@@ -66,8 +71,11 @@ def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
     return {"float32": torch.float32, "bfloat16": torch.bfloat16}[dtype]
 
 
-def load_model(checkpoint, device: str = "auto", dtype: str = "auto"):
+def load_model(checkpoint, device: str = "auto", dtype: str = "auto", time_source: str | None = None):
     """``(model, processor)`` from a SpaceVLLM checkpoint folder, in eval mode, SDPA attention, on ``device``.
+
+    ``time_source`` ("text" | "pointer", default: the checkpoint's ``config.time_source``) picks where ``ground``
+    reads the time range from; "pointer" needs a checkpoint trained with the temporal pointer.
 
     Raises :class:`SpaceVLLMError` (one line naming the folder or file) for a missing folder, a missing or
     corrupt ``config.json``, missing or corrupt weights, or processor files that do not load.
@@ -83,6 +91,10 @@ def load_model(checkpoint, device: str = "auto", dtype: str = "auto"):
         )
     with _as_user_error(f"{path}: cannot load the processor"):
         processor = SpaceVLLMProcessor.from_pretrained(path)
+    if time_source is not None:
+        if time_source == "pointer" and getattr(model, "temporal_pointer", None) is None:
+            raise SpaceVLLMError(f"{path}: --time-source pointer: this model has no temporal pointer")
+        model.config.time_source = time_source
     return model.to(dev).eval(), processor
 
 
@@ -159,9 +171,14 @@ def ground_batch(model, processor, videos, queries, num_frames: int | None = Non
         texts = _generate(model, processor, inputs, budget, **generate_kwargs)
         return [_text_tube(t, s) for t, s in zip(texts, samples)]
     prefill = _prefill(model, inputs)
-    texts = _generate(model, processor, inputs, budget, cache=prefill.cache, **generate_kwargs)
+    spans = [None] * len(samples)
+    if getattr(model.config, "time_source", "text") == "pointer":
+        spans = _pointed_spans(model, inputs, prefill.hidden, samples)
+        texts = [format_time_range(*span) for span in spans]
+    else:
+        texts = _generate(model, processor, inputs, budget, cache=prefill.cache, **generate_kwargs)
     boxes = _decode_boxes(model, inputs, prefill.hidden)
-    return [_query_tube(t, s, b) for t, s, b in zip(texts, samples, boxes)]
+    return [_query_tube(t, s, b, span) for t, s, b, span in zip(texts, samples, boxes, spans)]
 
 
 def ground_image(model, processor, image, expression: str, **generate_kwargs) -> np.ndarray:
@@ -323,6 +340,17 @@ def _decode_boxes(model, inputs: dict, hidden: torch.Tensor) -> np.ndarray:
     return model.decode_boxes(hidden, ids, caption).float().cpu().numpy().astype(np.float64)
 
 
+@torch.no_grad()
+def _pointed_spans(model, inputs: dict, hidden: torch.Tensor, samples: list[SampledFrames]) -> list[tuple]:
+    """Closed ``(start, end)`` seconds from the temporal pointer: the best (first, last) sampled frame's times."""
+    logits = model.point_time(hidden, inputs["input_ids"][:, :-1])
+    spans = []
+    for row, sample in zip(logits, samples):
+        first, last = best_span(row[: len(sample.times)])
+        spans.append((float(sample.times[first]), float(sample.times[last])))
+    return spans
+
+
 # --- answers -> tubes -------------------------------------------------------------------------------------------
 
 
@@ -338,9 +366,10 @@ def _no_range(text: str) -> Tube:
     return Tube(None, None, text)
 
 
-def _query_tube(text: str, sample: SampledFrames, boxes_cxcywh: np.ndarray) -> Tube:
-    """Tube from a generated answer and the decoder's (N_q, 4) normalized cxcywh boxes (query i = frame i)."""
-    span = parse_time_range(text)
+def _query_tube(text: str, sample: SampledFrames, boxes_cxcywh: np.ndarray, span=None) -> Tube:
+    """Tube from an answer and the decoder's (N_q, 4) normalized cxcywh boxes (query i = frame i); the range is
+    ``span`` (closed seconds) when given, else parsed from the generated ``text``."""
+    span = span or parse_time_range(text)
     if span is None:
         return _no_range(text)
     j = _frames_in_range(*span, sample.times)

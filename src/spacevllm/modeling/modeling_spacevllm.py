@@ -6,7 +6,9 @@ transformers' own, inherited from :class:`LlavaOnevisionForConditionalGeneration
 
 * the query tokens ``<r_i>`` (ordinary added vocabulary rows, learned like any embedding; eq. 1),
 * the query-guided space decoder on the last-layer hidden states (eq. 3-4, :mod:`.space_decoder`),
-* the joint loss (eq. 5-6, :mod:`spacevllm.losses`).
+* the joint loss (eq. 5-6, :mod:`spacevllm.losses`),
+* optionally (``config.lambda_pointer > 0``, CPU scale) a temporal pointer on the query states
+  (:mod:`.temporal_pointer`).
 
 Weights keep LLaVA-OneVision's names, so a converted LLaVA-Video checkpoint loads with only the space head new.
 """
@@ -27,12 +29,13 @@ from transformers.utils import ModelOutput
 from spacevllm.losses import spacevllm_loss
 from spacevllm.modeling.configuration import SpaceVLLMConfig
 from spacevllm.modeling.space_decoder import QueryGuidedSpaceDecoder
+from spacevllm.modeling.temporal_pointer import TemporalPointer, next_positions
 
 
 @dataclass
 class SpaceVLLMOutput(ModelOutput):
     """loss (scalar), loss_dict (named terms), logits (B, L, V), pred_boxes (B, N_q, 4) normalized cxcywh or None,
-    last_hidden_state (B, L, D), cache (KV cache when use_cache)."""
+    time_logits (B, N_v, 2) pointer start/end logits or None, last_hidden_state (B, L, D), cache (KV cache)."""
 
     loss: torch.Tensor | None = None
     logits: torch.Tensor | None = None
@@ -40,6 +43,7 @@ class SpaceVLLMOutput(ModelOutput):
     last_hidden_state: torch.Tensor | None = None
     pred_boxes: torch.Tensor | None = None
     loss_dict: dict | None = None
+    time_logits: torch.Tensor | None = None
 
     @property
     def past_key_values(self):
@@ -68,6 +72,7 @@ class SpaceVLLMForConditionalGeneration(LlavaOnevisionForConditionalGeneration):
         self.model = SpaceVLLMModel(config)
         self.lm_head = nn.Linear(config.text_config.hidden_size, config.text_config.vocab_size, bias=False)
         self.space_decoder = QueryGuidedSpaceDecoder(config)
+        self.temporal_pointer = TemporalPointer(config.text_config.hidden_size) if config.lambda_pointer > 0 else None
         self.post_init()
 
     def forward(
@@ -79,6 +84,7 @@ class SpaceVLLMForConditionalGeneration(LlavaOnevisionForConditionalGeneration):
         labels=None,
         target_boxes=None,
         box_mask=None,
+        time_mask=None,
         position_ids=None,
         cache=None,
         use_cache=None,
@@ -87,7 +93,8 @@ class SpaceVLLMForConditionalGeneration(LlavaOnevisionForConditionalGeneration):
     ) -> SpaceVLLMOutput:
         """Shapes: input_ids (B, L); pixel_values_videos (B, N_v, C, H, W) (an image is a 1-frame video);
         caption_mask (B, L) bool; labels (B, L) with -100 outside the answer; target_boxes (B, N_q, 4) normalized
-        cxcywh; box_mask (B, N_q) bool. Boxes are decoded only when caption_mask is given (training, prefill)."""
+        cxcywh; box_mask (B, N_q) bool; time_mask (B, N_v) bool, sampled frames inside the GT range (pointer loss).
+        Boxes (and pointer logits) are decoded only when caption_mask is given (training, prefill)."""
         kwargs.pop("pixel_values", None), kwargs.pop("image_sizes", None), kwargs.pop("return_dict", None)
         out = self.model(
             input_ids=input_ids,
@@ -101,13 +108,17 @@ class SpaceVLLMForConditionalGeneration(LlavaOnevisionForConditionalGeneration):
         hidden = out.last_hidden_state
         keep = slice(-logits_to_keep, None) if logits_to_keep else slice(None)
         logits = self.lm_head(hidden[:, keep])
-        pred_boxes = None
+        pred_boxes = time_logits = None
         if caption_mask is not None and self.config.query_mode != "none" and input_ids is not None:
             pred_boxes = self.decode_boxes(hidden, input_ids, caption_mask)
+            if self.temporal_pointer is not None and pixel_values_videos is not None:
+                time_logits = self.point_time(hidden, input_ids)
         loss = loss_dict = None
         if labels is not None or target_boxes is not None:
-            loss, loss_dict = spacevllm_loss(self.config, logits, labels, pred_boxes, target_boxes, box_mask)
-        return SpaceVLLMOutput(loss, logits, getattr(out, "cache", None), hidden, pred_boxes, loss_dict)
+            loss, loss_dict = spacevllm_loss(
+                self.config, logits, labels, pred_boxes, target_boxes, box_mask, time_logits, time_mask
+            )
+        return SpaceVLLMOutput(loss, logits, getattr(out, "cache", None), hidden, pred_boxes, loss_dict, time_logits)
 
     def decode_boxes(self, last_hidden_state, input_ids, caption_mask) -> torch.Tensor:
         """Eq. 3-4 on every query of every sample: (B, L, D), (B, L), (B, L) -> (B, N_q, 4) normalized cxcywh.
@@ -127,6 +138,20 @@ class SpaceVLLMForConditionalGeneration(LlavaOnevisionForConditionalGeneration):
         if queries.shape[0] != frames:
             raise ValueError(f"{queries.shape[0]} query tokens for {frames} frames of visual tokens")
         return self.space_decoder(visual, queries, hidden[caption_mask[: hidden.shape[0]]])
+
+    def point_time(self, last_hidden_state, input_ids) -> torch.Tensor:
+        """Temporal pointer on the video queries: (B, L, D), (B, L) -> (B, N_v, 2) start/end logits (-inf pads).
+
+        Only the first ``num_frames`` query ids are video queries; an image's ``<r_{N_v}>`` is never pointed at.
+        Frame i's end logit is read from the state one query later (see :mod:`.temporal_pointer`)."""
+        video_ids = self._query_ids(input_ids.device)[: self.config.num_frames]
+        rows = []
+        for h, ids in zip(last_hidden_state, input_ids):
+            pos = torch.isin(ids, video_ids).nonzero()[:, 0]
+            rows.append(self.temporal_pointer(h[pos], h[next_positions(pos).clamp_max(h.shape[0] - 1)]))
+        n = max(r.shape[0] for r in rows)
+        pad = float("-inf")
+        return torch.stack([torch.nn.functional.pad(r, (0, 0, 0, n - r.shape[0]), value=pad) for r in rows])
 
     def _query_ids(self, device) -> torch.Tensor:
         return torch.tensor(self.config.query_token_ids or [], dtype=torch.long, device=device)
