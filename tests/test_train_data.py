@@ -177,9 +177,14 @@ def test_config_unknown_key_names_it(tmp_path):
 def test_shipped_configs_parse():
     from importlib.resources import files
 
-    for name in ("world_default", "world_textcoords", "tiny_ci", "paper_7b"):
+    names = ("world_default", "world_pointer", "world_textcoords", "world_textcoords_stage2", "tiny_ci", "paper_7b")
+    for name in names:
         cfg = load_config(files("spacevllm") / "configs" / "train" / f"{name}.yaml")
         assert cfg.optim.max_steps > 0
+    stage2 = load_config(files("spacevllm") / "configs" / "train" / "world_pointer.yaml")
+    baseline2 = load_config(files("spacevllm") / "configs" / "train" / "world_textcoords_stage2.yaml")
+    assert stage2.model.overrides == {"lambda_pointer": 1.0} and stage2.model.init == "runs/world_default/final"
+    assert (stage2.optim, stage2.data) == (baseline2.optim, baseline2.data)  # equal budget
     paper = load_config(files("spacevllm") / "configs" / "train" / "paper_7b.yaml")
     assert (paper.optim.lr, paper.optim.weight_decay, paper.optim.warmup_ratio) == (1e-5, 0.0, 0.03)
     assert paper.model.overrides["lambda_l1"] == 3.0 and paper.data.num_frames == 64
