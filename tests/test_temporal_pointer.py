@@ -48,6 +48,10 @@ def test_best_span_is_the_argmax_over_ordered_pairs(pair):
 
 
 def test_config_checks():
+    from spacevllm.commands.ground import TIME_SOURCES as CLI_CHOICES
+    from spacevllm.modeling.configuration import TIME_SOURCES
+
+    assert CLI_CHOICES == TIME_SOURCES
     with pytest.raises(ValueError, match="time_source"):
         SpaceVLLMConfig(time_source="pointer")
     with pytest.raises(ValueError, match="lambda_pointer"):

@@ -11,6 +11,8 @@ import argparse
 import json
 from pathlib import Path
 
+from spacevllm.commands.ground import add_time_source_argument
+
 COLUMNS = {
     "stvg": ["m_tIoU", "m_vIoU", "vIoU@0.3", "vIoU@0.5", "n"],
     "vtg": ["R1@0.3", "R1@0.5", "R1@0.7", "mIoU", "n"],
@@ -25,11 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=8, help="records per forward pass (default 8)")
     parser.add_argument("--json", action="store_true", help="print the scores as one JSON object")
     parser.add_argument("--threads", type=int, help="CPU threads per process")
-    parser.add_argument(
-        "--time-source",
-        choices=("text", "pointer"),
-        help="time range from the generated text or the temporal pointer (default: the checkpoint's config)",
-    )
+    add_time_source_argument(parser)
 
 
 def run(args) -> int:

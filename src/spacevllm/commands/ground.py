@@ -28,9 +28,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="default: bfloat16 on a GPU that has it",
     )
     parser.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
+    add_time_source_argument(parser)
+
+
+TIME_SOURCES = ("text", "pointer")  # = spacevllm.modeling.configuration.TIME_SOURCES, without importing transformers
+
+
+def add_time_source_argument(parser: argparse.ArgumentParser) -> None:
+    """``--time-source`` (``ground`` and ``evaluate run``): see :func:`spacevllm.modeling.inference.load_model`."""
     parser.add_argument(
         "--time-source",
-        choices=("text", "pointer"),
+        choices=TIME_SOURCES,
         help="time range from the generated text or the temporal pointer (default: the checkpoint's config)",
     )
 

@@ -77,9 +77,8 @@ class UniSTGDataset:
         size = (record.width or sampled.info.width, record.height or sampled.info.height)
         boxes, mask = frame_targets(record, sampled.indices, sampled.times, size)
         answer = self._answer(record, sampled.times, boxes, mask)
-        item = _item(record, sampled.frames, None, sampled.times, duration, answer, boxes, mask)
-        item["time_mask"] = time_targets(record, sampled.times)
-        return item
+        time_mask = time_targets(record, sampled.times)
+        return _item(record, sampled.frames, None, sampled.times, duration, answer, boxes, mask, time_mask)
 
     def _frames(self, media: Path):
         if self._cache is None:
@@ -116,7 +115,7 @@ class UniSTGDataset:
         return record.answer or format_time_range(record.start, record.end)
 
 
-def _item(record, video, image, times, duration, answer, boxes, mask) -> dict:
+def _item(record, video, image, times, duration, answer, boxes, mask, time_mask=None) -> dict:
     return {
         "id": record.id,
         "task": record.task,
@@ -129,7 +128,7 @@ def _item(record, video, image, times, duration, answer, boxes, mask) -> dict:
         "answer": answer,
         "target_boxes": boxes.astype(np.float32),
         "box_mask": np.asarray(mask, bool),
-        "time_mask": np.zeros(len(times), bool),
+        "time_mask": np.zeros(len(times), bool) if time_mask is None else time_mask,
     }
 
 
@@ -150,9 +149,10 @@ def frame_targets(record: Record, indices, times, size) -> tuple[np.ndarray, np.
     if record.start is None or not record.boxes:
         return boxes, mask
     by_frame = record.frame_boxes()
-    for j, (idx, t) in enumerate(zip(np.asarray(indices).tolist(), np.asarray(times).tolist())):
+    inside = _in_range(record, times)
+    for j, idx in enumerate(np.asarray(indices).tolist()):
         box = by_frame.get(int(idx))
-        if box is not None and record.start - _EPS <= t <= record.end + _EPS:
+        if box is not None and inside[j]:
             boxes[j] = pixel_xyxy_to_norm_cxcywh(np.asarray(box, np.float64), *size)
             mask[j] = True
     return boxes, mask
@@ -160,9 +160,14 @@ def frame_targets(record: Record, indices, times, size) -> tuple[np.ndarray, np.
 
 def time_targets(record: Record, times) -> np.ndarray:
     """(N,) bool: sampled frame times (seconds) inside the closed GT range of a grounding record, else all False."""
-    t = np.asarray(times, np.float64)
     if record.task not in GROUNDING or record.start is None or record.end is None:
-        return np.zeros(len(t), bool)
+        return np.zeros(len(times), bool)
+    return _in_range(record, times)
+
+
+def _in_range(record: Record, times) -> np.ndarray:
+    """(N,) bool: times (seconds) inside the record's closed ``[start, end]``, with 1e-6 s slack."""
+    t = np.asarray(times, np.float64)
     return (t >= record.start - _EPS) & (t <= record.end + _EPS)
 
 

@@ -50,6 +50,12 @@ class SpaceVLLMOutput(ModelOutput):
         return self.cache
 
 
+def stack_padded(rows: list[torch.Tensor], value: float) -> torch.Tensor:
+    """Per-sample (N_b, K) rows -> (B, max N_b, K), shorter rows padded at the end with ``value``."""
+    n = max(r.shape[0] for r in rows)
+    return torch.stack([torch.nn.functional.pad(r, (0, 0, 0, n - r.shape[0]), value=value) for r in rows])
+
+
 class SpaceVLLMModel(LlavaOnevisionModel):
     """LLaVA-OneVision's backbone with the frame pooling stride read from ``config.pool_stride`` (2 = upstream)."""
 
@@ -126,8 +132,7 @@ class SpaceVLLMForConditionalGeneration(LlavaOnevisionForConditionalGeneration):
         Query j pairs with the j-th frame of visual tokens (for an image: its one frame and ``<r_{N_v}>``).
         """
         rows = [self._decode_one(h, ids, cap.bool()) for h, ids, cap in zip(last_hidden_state, input_ids, caption_mask)]
-        n = max(r.shape[0] for r in rows)
-        return torch.stack([torch.nn.functional.pad(r, (0, 0, 0, n - r.shape[0])) for r in rows])
+        return stack_padded(rows, 0.0)
 
     def _decode_one(self, hidden, ids, caption_mask) -> torch.Tensor:
         s = self.config.tokens_per_frame
@@ -149,9 +154,7 @@ class SpaceVLLMForConditionalGeneration(LlavaOnevisionForConditionalGeneration):
         for h, ids in zip(last_hidden_state, input_ids):
             pos = torch.isin(ids, video_ids).nonzero()[:, 0]
             rows.append(self.temporal_pointer(h[pos], h[next_positions(pos).clamp_max(h.shape[0] - 1)]))
-        n = max(r.shape[0] for r in rows)
-        pad = float("-inf")
-        return torch.stack([torch.nn.functional.pad(r, (0, 0, 0, n - r.shape[0]), value=pad) for r in rows])
+        return stack_padded(rows, float("-inf"))
 
     def _query_ids(self, device) -> torch.Tensor:
         return torch.tensor(self.config.query_token_ids or [], dtype=torch.long, device=device)
