@@ -4,8 +4,10 @@ goes down, the outputs load), and resume after an interruption reproduces the st
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
+import torch
 import yaml
 
 from spacevllm.cli import main
@@ -55,6 +57,23 @@ def test_tiny_run_loss_decreases_and_model_loads(world, tmp_path, capsys):
 
     SpaceVLLMForConditionalGeneration.from_pretrained(tmp_path / "run" / "final")
     SpaceVLLMProcessor.from_pretrained(tmp_path / "run" / "final")
+
+
+def test_bf16_autocast_run_on_cpu_keeps_fp32_weights(world, tmp_path):
+    """precision bf16 on a CPU: autocast (accelerate) trains with finite losses and saves fp32 weights."""
+    from safetensors.torch import load_file
+
+    fp32 = write_config(tmp_path / "a.yaml", world, tmp_path / "fp32", steps=1)
+    assert main(["train", "--config", str(fp32), "--no-progress"]) == 0
+    cfg = write_config(tmp_path / "c.yaml", world, tmp_path / "run", steps=4)
+    cfg.write_text(yaml.safe_dump(yaml.safe_load(cfg.read_text()) | {"precision": "bf16"}))
+    assert main(["train", "--config", str(cfg), "--no-progress"]) == 0
+    rows = read_log(tmp_path / "run" / "log.jsonl")
+    assert [r["step"] for r in rows] == [1, 2, 3, 4] and all(math.isfinite(r["loss"]) and r["loss"] > 0 for r in rows)
+    first = read_log(tmp_path / "fp32" / "log.jsonl")[0]["loss"]  # same seed and batch: bf16 rounding, not a new run
+    assert rows[0]["loss"] != first and rows[0]["loss"] == pytest.approx(first, rel=0.05)
+    weights = load_file(tmp_path / "run" / "final" / "model.safetensors")
+    assert {t.dtype for t in weights.values()} == {torch.float32}
 
 
 def test_resume_reproduces_the_straight_loss_curve(world, tmp_path):

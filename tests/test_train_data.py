@@ -177,7 +177,10 @@ def test_config_unknown_key_names_it(tmp_path):
 def test_shipped_configs_parse():
     from importlib.resources import files
 
-    names = ("world_default", "world_pointer", "world_textcoords", "world_textcoords_stage2", "tiny_ci", "paper_7b")
+    names = (
+        "world_default", "world_pointer", "world_stage3", "world_textcoords", "world_textcoords_stage2",
+        "world_textcoords_stage3", "tiny_ci", "paper_7b",
+    )  # fmt: skip
     for name in names:
         cfg = load_config(files("spacevllm") / "configs" / "train" / f"{name}.yaml")
         assert cfg.optim.max_steps > 0
@@ -185,6 +188,12 @@ def test_shipped_configs_parse():
     baseline2 = load_config(files("spacevllm") / "configs" / "train" / "world_textcoords_stage2.yaml")
     assert stage2.model.overrides == {"lambda_pointer": 1.0} and stage2.model.init == "runs/world_default/final"
     assert (stage2.optim, stage2.data) == (baseline2.optim, baseline2.data)  # equal budget
+    stage3 = load_config(files("spacevllm") / "configs" / "train" / "world_stage3.yaml")
+    assert stage3.model.init == "runs/world_pointer/final" and stage3.precision == "bf16"
+    assert stage3.data.train == stage2.data.train and stage3.data.task_weights["rec"] == 3
+    baseline3 = load_config(files("spacevllm") / "configs" / "train" / "world_textcoords_stage3.yaml")
+    assert (stage3.optim, stage3.data, stage3.precision) == (baseline3.optim, baseline3.data, baseline3.precision)
+    assert baseline3.model.init == "runs/world_textcoords_stage2/final"
     paper = load_config(files("spacevllm") / "configs" / "train" / "paper_7b.yaml")
     assert (paper.optim.lr, paper.optim.weight_decay, paper.optim.warmup_ratio) == (1e-5, 0.0, 0.03)
     assert paper.model.overrides["lambda_l1"] == 3.0 and paper.data.num_frames == 64

@@ -211,9 +211,9 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, stop_af
     out = Path(cfg.out_dir)
     # single-task batches leave parts of the model unused (e.g. the space head on QA): DDP must allow it
     ddp = DistributedDataParallelKwargs(find_unused_parameters=True)
-    acc = Accelerator(
-        mixed_precision=mixed_precision(cfg.precision), cpu=not torch.cuda.is_available(), kwargs_handlers=[ddp]
-    )
+    precision = mixed_precision(cfg.precision)
+    _forget_other_precision(precision)
+    acc = Accelerator(mixed_precision=precision, cpu=not torch.cuda.is_available(), kwargs_handlers=[ddp])
     last = ckpt.latest_checkpoint(out) if resume else None
     if acc.is_main_process:
         build_data(cfg)
@@ -244,6 +244,16 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, stop_af
         _save_final(acc.unwrap_model(model), processor, final)
     acc.wait_for_everyone()
     return final
+
+
+def _forget_other_precision(precision: str) -> None:
+    """accelerate keeps one process-wide AcceleratorState and refuses a second Accelerator with another
+    mixed_precision; a second in-process run (tests, notebooks) with another precision drops the old state (the
+    process group, PartialState, is kept)."""
+    from accelerate.state import AcceleratorState
+
+    if AcceleratorState._shared_state and AcceleratorState().mixed_precision != precision:
+        AcceleratorState._reset_state()
 
 
 def _build_model_dir(cfg: TrainConfig) -> None:
