@@ -11,8 +11,6 @@ import torch
 
 pytest.importorskip("spacevllm.modeling.tiny")
 
-from spacevllm.modeling.tiny import build_tiny_checkpoint  # noqa: E402
-
 from spacevllm.box_ops import norm_cxcywh_to_pixel_xyxy  # noqa: E402
 from spacevllm.modeling.inference import (  # noqa: E402
     _generate,
@@ -26,6 +24,7 @@ from spacevllm.modeling.inference import (  # noqa: E402
     load_model,
 )
 from spacevllm.modeling.text_coords import format_answer, format_box  # noqa: E402
+from spacevllm.modeling.tiny import build_tiny_checkpoint  # noqa: E402
 from spacevllm.video import sample_frames, write_video  # noqa: E402
 
 TINY = dict(num_frames=4, image_size=32, patch_size=16)
