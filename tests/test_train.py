@@ -127,3 +127,22 @@ def test_unknown_model_override_is_an_error(world, tmp_path, capsys):
     cfg.write_text(yaml.safe_dump(raw))
     assert main(["train", "--config", str(cfg), "--no-progress"]) == 2
     assert "lambda_pionter" in capsys.readouterr().err
+
+
+def test_init_flag_continues_another_model_with_the_configs_recipe(world, tmp_path):
+    """``--init DIR`` replaces ``model.init``: the run starts from DIR's weights (its first loss equals DIR's own
+    loss on that batch, not a fresh tiny model's) and ``--out`` keeps it apart from the config's folder."""
+    from spacevllm.modeling import SpaceVLLMForConditionalGeneration
+
+    first = write_config(tmp_path / "a.yaml", world, tmp_path / "a", steps=3)
+    assert main(["train", "--config", str(first), "--no-progress"]) == 0
+    fresh = write_config(tmp_path / "b.yaml", world, tmp_path / "b", steps=1)
+    assert main(["train", "--config", str(fresh), "--no-progress", "--seed", "7"]) == 0
+    out = tmp_path / "c"
+    args = ["--no-progress", "--seed", "7", "--init", str(tmp_path / "a" / "final"), "--out", str(out)]
+    assert main(["train", "--config", str(fresh), *args]) == 0
+    assert not (out / "init").exists() and (out / "final" / "model.safetensors").is_file()
+    a = SpaceVLLMForConditionalGeneration.from_pretrained(tmp_path / "a" / "final")
+    c = SpaceVLLMForConditionalGeneration.from_pretrained(out / "final")
+    assert c.config.to_dict()["text_config"] == a.config.to_dict()["text_config"]
+    assert read_log(out / "log.jsonl")[0]["loss"] != read_log(tmp_path / "b" / "log.jsonl")[0]["loss"]

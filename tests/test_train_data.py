@@ -178,7 +178,7 @@ def test_shipped_configs_parse():
     from importlib.resources import files
 
     names = (
-        "world_default", "world_pointer", "world_stage3", "world_textcoords", "world_textcoords_stage2",
+        "world_default", "world_pointer", "world_stage3", "world_stage4", "world_textcoords", "world_textcoords_stage2",
         "world_textcoords_stage3", "tiny_ci", "paper_7b",
     )  # fmt: skip
     for name in names:
@@ -194,6 +194,9 @@ def test_shipped_configs_parse():
     baseline3 = load_config(files("spacevllm") / "configs" / "train" / "world_textcoords_stage3.yaml")
     assert (stage3.optim, stage3.data, stage3.precision) == (baseline3.optim, baseline3.data, baseline3.precision)
     assert baseline3.model.init == "runs/world_textcoords_stage2/final"
+    stage4 = load_config(files("spacevllm") / "configs" / "train" / "world_stage4.yaml")
+    assert stage4.model.init == "runs/world_stage3/final" and stage4.optim.lr == 3e-4
+    assert (stage4.data, stage4.precision) == (stage3.data, stage3.precision)
     paper = load_config(files("spacevllm") / "configs" / "train" / "paper_7b.yaml")
     assert (paper.optim.lr, paper.optim.weight_decay, paper.optim.warmup_ratio) == (1e-5, 0.0, 0.03)
     assert paper.model.overrides["lambda_l1"] == 3.0 and paper.data.num_frames == 64

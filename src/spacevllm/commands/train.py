@@ -1,4 +1,4 @@
-"""``spacevllm train --config CONFIG.yaml [--out DIR] [--resume]``: multi-task training on accelerate.
+"""``spacevllm train --config CONFIG.yaml [--out DIR] [--init DIR] [--resume]``: multi-task training on accelerate.
 
 Multi-process: ``accelerate launch [--num_processes N] -m spacevllm.cli train --config ...`` (each process draws
 its own micro-batches of the mixture; the main process logs and saves).
@@ -14,6 +14,7 @@ from pathlib import Path
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", required=True, help="training YAML (see src/spacevllm/configs/train/)")
     parser.add_argument("--out", help="output folder (overrides the config's out_dir)")
+    parser.add_argument("--init", metavar="DIR", help="start from this model folder (overrides model.init)")
     parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in the folder")
     parser.add_argument("--max-steps", type=int, help="override optim.max_steps")
     parser.add_argument("--seed", type=int, help="override seed")
@@ -28,6 +29,8 @@ def run(args) -> int:
     cfg = load_config(args.config)
     if args.out:
         cfg.out_dir = args.out
+    if args.init:
+        cfg.model.init = args.init
     if args.max_steps is not None:
         cfg.optim.max_steps = args.max_steps
     if args.seed is not None:
