@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from spacevllm.assets import default_checkpoint_path
-from spacevllm.box_ops import box_cxcywh_to_xyxy, elementwise_box_iou
+from spacevllm.box_ops import box_cxcywh_to_xyxy, box_iou, elementwise_box_iou
 from spacevllm.data.collate import Collator
 from spacevllm.data.dataset import UniSTGDataset
 from spacevllm.engine.evaluate_run import read_predictions, stvg_sample
@@ -50,7 +50,7 @@ def scene_boxes(records_path: Path) -> dict[str, tuple[int, list[dict]]]:
 def overlapped_object(box: np.ndarray, objects: list[dict], frame: int, target: int) -> str:
     """``"target"``, ``"other"`` or ``"none"``: which object's box on ``frame`` overlaps pixel xyxy ``box`` most."""
     boxes = np.array([o.get(frame, [0, 0, 0, 0]) for o in objects], np.float64)
-    overlaps = elementwise_box_iou(np.repeat(box[None], len(boxes), 0), boxes)
+    overlaps = box_iou(box[None], boxes)[0]
     best = int(np.argmax(overlaps))
     return "none" if overlaps[best] <= 0 else "target" if best == target else "other"
 
