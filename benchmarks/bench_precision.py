@@ -23,7 +23,7 @@ import torch
 from spacevllm.assets import default_checkpoint_path
 from spacevllm.data.collate import Collator
 from spacevllm.data.dataset import UniSTGDataset
-from spacevllm.modeling import SpaceVLLMForConditionalGeneration, SpaceVLLMProcessor
+from spacevllm.modeling.inference import load_model
 from spacevllm.world import generate_world
 
 
@@ -47,8 +47,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     ckpt = args.checkpoint or default_checkpoint_path()
-    model = SpaceVLLMForConditionalGeneration.from_pretrained(ckpt).train()
-    processor = SpaceVLLMProcessor.from_pretrained(ckpt)
+    model, processor = load_model(ckpt, device="cpu", dtype="float32")
+    model.train()
     with tempfile.TemporaryDirectory() as tmp:
         records = generate_world(tmp, n=max(1, args.batch // 2), seed=99)
         ds = UniSTGDataset(records, model.config.num_frames)

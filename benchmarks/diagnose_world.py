@@ -6,7 +6,7 @@ Runs the training forward (the ground-truth answer as the text turn, so the time
 
 - box IoU with the target (mean, share > 0.5) and the median centre error in pixels;
 - which object the predicted box overlaps most (``scenes.jsonl`` has every object's box on every frame):
-  the target, another object, or none; the mean IoU when it is on the target;
+  the target, another object, or none;
 - with a temporal pointer: how often its best (first, last) frame is exactly the GT's first / last frame.
 
 With ``--predictions`` (an ``evaluate run`` output on the same records) it also prints m_vIoU by the target's
@@ -31,7 +31,7 @@ from spacevllm.box_ops import box_cxcywh_to_xyxy, box_iou, elementwise_box_iou
 from spacevllm.data.collate import Collator
 from spacevllm.data.dataset import UniSTGDataset
 from spacevllm.engine.evaluate_run import read_predictions, stvg_sample
-from spacevllm.modeling import SpaceVLLMForConditionalGeneration, SpaceVLLMProcessor
+from spacevllm.modeling.inference import load_model
 from spacevllm.modeling.temporal_pointer import best_span
 from spacevllm.records import read_records
 from spacevllm.video import uniform_frame_indices
@@ -131,8 +131,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.manual_seed(0)
     ckpt = args.checkpoint or default_checkpoint_path()
-    model = SpaceVLLMForConditionalGeneration.from_pretrained(ckpt).eval()
-    processor = SpaceVLLMProcessor.from_pretrained(ckpt)
+    model, processor = load_model(ckpt, device="cpu")
     result = {"checkpoint": str(ckpt), **box_report(model, processor, args.records, args.n, args.batch)}
     if args.predictions:
         result["m_vIoU_by"] = breakdown(args.records, args.predictions)

@@ -130,8 +130,9 @@ def test_unknown_model_override_is_an_error(world, tmp_path, capsys):
 
 
 def test_init_flag_continues_another_model_with_the_configs_recipe(world, tmp_path):
-    """``--init DIR`` replaces ``model.init``: the run starts from DIR's weights (its first loss equals DIR's own
-    loss on that batch, not a fresh tiny model's) and ``--out`` keeps it apart from the config's folder."""
+    """``--init DIR`` replaces ``model.init``: the run starts from DIR's weights (no tiny model is built, and its
+    first loss differs from a fresh tiny model's on the same seed and batch) and ``--out`` keeps it apart from the
+    config's folder."""
     from spacevllm.modeling import SpaceVLLMForConditionalGeneration
 
     first = write_config(tmp_path / "a.yaml", world, tmp_path / "a", steps=3)
