@@ -1,5 +1,7 @@
 """`spacevllm convert` on a tiny random LLaVA-OneVision saved by transformers itself."""
 
+import os
+
 import numpy as np
 import torch
 from transformers import LlavaOnevisionForConditionalGeneration
@@ -45,3 +47,61 @@ def test_convert_errors(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "not found" in err and "expected 'llava_onevision'" in err and "Traceback" not in err
     assert not (tmp_path / "o").exists()
+
+
+def _frames(n=4, size=32, seed=0):
+    return np.random.default_rng(seed).integers(0, 255, (n, size, size, 3), dtype=np.uint8)
+
+
+def test_finer_patches_start_from_the_coarse_patch_embedding(tmp_path):
+    """A fine patch's embedding is the coarse model's embedding of that patch upsampled 2x (nearest)."""
+    src = build_tiny_checkpoint(tmp_path / "coarse", image_size=32, patch_size=8, motion_input=True)
+    assert main(["convert", "--finer-patches", str(src), "--out", str(tmp_path / "fine")]) == 0
+    coarse = SpaceVLLMForConditionalGeneration.from_pretrained(src).eval()
+    fine = SpaceVLLMForConditionalGeneration.from_pretrained(tmp_path / "fine").eval()
+    assert fine.config.vision_config.patch_size == 4 and fine.config.pooled_grid == 4  # tiny default: pool 2
+    x = torch.randn(2, 6, 32, 32)
+    with torch.no_grad():
+        got = fine.model.vision_tower.embeddings.patch_embedding(x)
+        ref = coarse.model.vision_tower.embeddings.patch_embedding(torch.nn.functional.interpolate(x, scale_factor=2))
+    torch.testing.assert_close(got, ref, rtol=1e-4, atol=1e-4)
+    pos = fine.model.vision_tower.embeddings.position_embedding.weight
+    assert pos.shape == (64, coarse.config.vision_config.hidden_size)
+    # every weight apart from the two embeddings is copied unchanged
+    fine_state = fine.state_dict()
+    for name, value in coarse.state_dict().items():
+        if "patch_embedding.weight" not in name and "position_embedding" not in name:
+            torch.testing.assert_close(fine_state[name], value, msg=name)
+
+
+def test_finer_patches_pool_stride_sets_the_llm_tokens_per_frame(tmp_path):
+    src = build_tiny_checkpoint(tmp_path / "coarse", image_size=32, patch_size=8, pool_stride=1)
+    for stride, grid in ((1, 8), (2, 4)):
+        out = tmp_path / f"fine{stride}"
+        assert main(["convert", "--finer-patches", str(src), "--out", str(out), "--pool-stride", str(stride)]) == 0
+        model = SpaceVLLMForConditionalGeneration.from_pretrained(out).eval()
+        processor = SpaceVLLMProcessor.from_pretrained(out)
+        assert model.config.pooled_grid == grid and processor.tokens_per_frame == grid * grid
+        b = processor(videos=[_frames()], times=[np.arange(4) * 0.5], durations=[2.0], queries=["the red square"])
+        with torch.no_grad():
+            boxes = model(**b).pred_boxes
+        assert boxes.shape == (1, 4, 4) and torch.isfinite(boxes).all()
+
+
+def test_finer_patches_errors(tmp_path, capsys):
+    src = build_tiny_checkpoint(tmp_path / "coarse", image_size=32, patch_size=8)
+    assert main(["convert", "--finer-patches", str(src), "--out", str(tmp_path / "o"), "--factor", "3"]) == 2
+    assert main(["convert", "--finer-patches", str(tmp_path / "nope"), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "--factor 3" in err and "no config.json" in err and "Traceback" not in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_converted_files_get_the_usual_permissions(tmp_path):
+    """transformers writes model.safetensors through a 0600 temporary; the output folder's files follow the umask."""
+    src = build_tiny_checkpoint(tmp_path / "coarse", image_size=32, patch_size=8)
+    assert main(["convert", "--finer-patches", str(src), "--out", str(tmp_path / "fine")]) == 0
+    umask = os.umask(0)
+    os.umask(umask)
+    modes = {p.name: p.stat().st_mode & 0o777 for p in (tmp_path / "fine").iterdir()}
+    assert modes["model.safetensors"] == 0o666 & ~umask, modes

@@ -45,6 +45,9 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     try:
         yield tmp
         os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp creates 0700; give the folder the usual permissions
+        for file in tmp.rglob("*"):  # transformers writes model.safetensors through a 0600 temporary file
+            if file.is_file() and not file.is_symlink():
+                os.chmod(file, 0o666 & ~_umask())
         if path.exists():
             shutil.rmtree(path)
         os.replace(tmp, path)

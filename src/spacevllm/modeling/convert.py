@@ -93,3 +93,58 @@ def _save_atomically(model, processor, out: Path) -> None:
     with atomic_dir(out) as tmp:
         model.save_pretrained(tmp)
         processor.save_pretrained(tmp)
+
+
+def refine_patch_grid(src, out, factor: int = 2, pool_stride: int | None = None):
+    """SpaceVLLM folder ``src`` -> ``out`` with ``factor`` x finer patches (patch_size / factor, grid x factor).
+
+    Progressive resizing (FixRes-style) for the CPU-scale world model: its 16 px patches (a 4x4 grid on 64 px
+    frames) hold little sub-patch position (benchmarks/RESULTS.md), while the objects are ~7x12 px. The finer model
+    starts from the coarse one's weights: the patch embedding's kernel is summed over ``factor`` x ``factor`` blocks,
+    so each fine patch gets exactly the coarse model's embedding of that patch upsampled ``factor`` x (nearest);
+    the position embeddings are resized on their grid (bicubic, as SigLIP's ``interpolate_pos_encoding``). Every
+    other weight is per token and is copied. ``pool_stride`` (default: the source's) sets the pooling after the
+    vision tower: with 1 the LLM sees ``factor``^2 x the tokens per frame and the box anchor (the reference point of
+    the space head) moves on the finer grid; with 2 (LLaVA-OneVision's 2x2 pooling) a factor-2 model keeps the LLM's
+    sequence, and the pooled token of each coarse cell averages four fine patches, each with its own position.
+    """
+    from spacevllm.modeling.modeling_spacevllm import SpaceVLLMForConditionalGeneration
+    from spacevllm.modeling.processing import SpaceVLLMProcessor
+
+    src, out = Path(src), Path(out)
+    if not (src / "config.json").is_file():
+        raise SpaceVLLMError(f"{src}: not a checkpoint folder (no config.json)")
+    coarse = SpaceVLLMForConditionalGeneration.from_pretrained(src, dtype=torch.float32)
+    processor = SpaceVLLMProcessor.from_pretrained(src)
+    vision = coarse.config.vision_config
+    if factor < 2 or vision.patch_size % factor:
+        raise SpaceVLLMError(f"--factor {factor}: must be >= 2 and divide the patch size {vision.patch_size}")
+    config = SpaceVLLMConfig.from_dict(coarse.config.to_dict())
+    config.vision_config.patch_size = vision.patch_size // factor
+    if pool_stride is not None:
+        config.pool_stride = pool_stride
+    fine = SpaceVLLMForConditionalGeneration(config)
+    state = coarse.state_dict()
+    prefix = "model.vision_tower.embeddings."
+    state[prefix + "patch_embedding.weight"] = block_sum(state[prefix + "patch_embedding.weight"], factor)
+    state[prefix + "position_embedding.weight"] = resize_grid(
+        state[prefix + "position_embedding.weight"], vision.image_size // config.vision_config.patch_size
+    )
+    fine.load_state_dict(state)
+    processor.tokens_per_frame = config.tokens_per_frame
+    _save_atomically(fine, processor, out)
+    return out
+
+
+def block_sum(kernel: torch.Tensor, factor: int) -> torch.Tensor:
+    """(D, C, p, p) conv kernel -> (D, C, p/f, p/f): each output tap is the sum of an f x f block of taps."""
+    d, c, p, _ = kernel.shape
+    return kernel.reshape(d, c, p // factor, factor, p // factor, factor).sum(dim=(3, 5))
+
+
+def resize_grid(table: torch.Tensor, side: int) -> torch.Tensor:
+    """(G*G, D) row-major grid embeddings -> (side*side, D), bicubic on the grid."""
+    g = int(round(table.shape[0] ** 0.5))
+    grid = table.T.reshape(1, -1, g, g)
+    grid = torch.nn.functional.interpolate(grid, size=(side, side), mode="bicubic", align_corners=False)
+    return grid.reshape(table.shape[1], side * side).T.contiguous()
