@@ -76,7 +76,7 @@ def test_finer_patches_start_from_the_coarse_patch_embedding(tmp_path):
 
 def test_finer_patches_pool_stride_sets_the_llm_tokens_per_frame(tmp_path):
     src = build_tiny_checkpoint(tmp_path / "coarse", image_size=32, patch_size=8, pool_stride=1)
-    for stride, grid in ((1, 8), (2, 4)):
+    for stride, grid in ((1, 8), (2, 4), (4, 2)):
         out = tmp_path / f"fine{stride}"
         assert main(["convert", "--finer-patches", str(src), "--out", str(out), "--pool-stride", str(stride)]) == 0
         model = SpaceVLLMForConditionalGeneration.from_pretrained(out).eval()
@@ -105,3 +105,14 @@ def test_converted_files_get_the_usual_permissions(tmp_path):
     os.umask(umask)
     modes = {p.name: p.stat().st_mode & 0o777 for p in (tmp_path / "fine").iterdir()}
     assert modes["model.safetensors"] == 0o666 & ~umask, modes
+
+
+def test_pool_stride_4_averages_4x4_blocks(tmp_path):
+    ckpt = build_tiny_checkpoint(tmp_path / "c", image_size=32, patch_size=4, pool_stride=4)
+    model = SpaceVLLMForConditionalGeneration.from_pretrained(ckpt)
+    features = torch.randn(3, 64, 5)  # 3 frames, an 8x8 row-major grid, 5 channels
+    pooled = model.model.apply_pooling(features)
+    assert pooled.shape == (3, 4, 5) and model.config.tokens_per_frame == 4
+    grid = features.reshape(3, 8, 8, 5)
+    torch.testing.assert_close(pooled[:, 1], grid[:, 0:4, 4:8].mean(dim=(1, 2)))  # row 0, column 1
+    torch.testing.assert_close(pooled[:, 2], grid[:, 4:8, 0:4].mean(dim=(1, 2)))  # row 1, column 0

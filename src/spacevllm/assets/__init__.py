@@ -1,8 +1,9 @@
 """Files shipped inside the package: the embedded default model and a sample world video.
 
 - ``default_model/``: a small SpaceVLLM trained from scratch on the synthetic world by ``spacevllm train``
-  (``configs/train/world_default.yaml``; numbers and budget in benchmarks/RESULTS.md), saved with
-  ``save_pretrained`` (safetensors weights, config, tokenizer and processor files).
+  (``configs/train/world_default.yaml`` and the stages after it, listed in README's Training section; numbers and
+  budget in benchmarks/RESULTS.md), saved with ``save_pretrained`` (safetensors weights, config, tokenizer and
+  processor files).
 - ``sample/sample.mp4``: a held-out world video; ``sample/sample.json``: its query (and ground truth).
 """
 

@@ -2,7 +2,7 @@
 the same model with finer patches.
 
     spacevllm convert --llava-onevision SRC --out DST [--num-frames N] [--query-mode MODE]
-    spacevllm convert --finer-patches SRC --out DST [--factor 2] [--pool-stride 1|2]
+    spacevllm convert --finer-patches SRC --out DST [--factor 2] [--pool-stride 1|2|4]
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--pool-stride",
         type=int,
-        choices=[1, 2],
+        choices=[1, 2, 4],
         default=None,
         help="--finer-patches: pooling after the vision tower (default: the source's)",
     )

@@ -30,7 +30,9 @@ class SpaceVLLMConfig(LlavaOnevisionConfig):
                           eq. 5-6 loss weights; section 4.1 sets 1, 1, 3, 1.
     space_head_layers     depth of the eq. 4 MLP.
     pool_stride           spatial pooling of each frame's patch grid before the LLM: 2 is LLaVA-OneVision's 2x2
-                          bilinear pooling (the paper's setting, 729 -> 196 tokens at 384/14); 1 keeps every patch.
+                          bilinear pooling (the paper's setting, 729 -> 196 tokens at 384/14); 1 keeps every patch;
+                          4 (CPU scale) averages 4x4 patches, so that 4 px patches of a 64 px frame give the LLM the
+                          same 16 tokens per frame as 16 px patches.
 
     CPU-scale deviations (all off for real checkpoints; on for the small from-scratch world model, because
     shared/notes/cpu-probe.md measured that without them a ~1M-parameter model never leaves guessing level):
@@ -59,8 +61,8 @@ class SpaceVLLMConfig(LlavaOnevisionConfig):
 
     def __post_init__(self, **kwargs):
         super().__post_init__(**kwargs)
-        if self.pool_stride not in (1, 2):
-            raise ValueError(f"pool_stride must be 1 or 2, got {self.pool_stride!r}")
+        if self.pool_stride not in (1, 2, 4):
+            raise ValueError(f"pool_stride must be 1, 2 or 4, got {self.pool_stride!r}")
         if self.query_mode not in QUERY_MODES:
             raise ValueError(f"query_mode must be one of {QUERY_MODES}, got {self.query_mode!r}")
         if self.time_source not in TIME_SOURCES:

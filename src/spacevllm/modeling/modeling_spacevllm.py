@@ -15,6 +15,7 @@ Weights keep LLaVA-OneVision's names, so a converted LLaVA-Video checkpoint load
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -62,10 +63,17 @@ class SpaceVLLMModel(LlavaOnevisionModel):
     config_class = SpaceVLLMConfig
 
     def apply_pooling(self, image_features: torch.Tensor) -> torch.Tensor:
-        """(frames, P*P, D) patch features -> (frames, S, D); stride 1 keeps them, 2 is the upstream pooling."""
-        if self.config.pool_stride == 2:
+        """(frames, P*P, D) row-major patch features -> (frames, S, D): stride 1 keeps them, 2 is the upstream
+        bilinear pooling, 4 averages each 4x4 block (a grid side that 4 does not divide keeps a partial block)."""
+        stride = self.config.pool_stride
+        if stride == 2:
             return super().apply_pooling(image_features)
-        return image_features
+        if stride == 1:
+            return image_features
+        frames, patches, dim = image_features.shape
+        side = math.isqrt(patches)
+        grid = image_features.transpose(1, 2).reshape(frames, dim, side, side)
+        return nn.functional.avg_pool2d(grid, stride, ceil_mode=True).flatten(2).transpose(1, 2)
 
 
 class SpaceVLLMForConditionalGeneration(LlavaOnevisionForConditionalGeneration):
