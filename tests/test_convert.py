@@ -92,8 +92,13 @@ def test_finer_patches_errors(tmp_path, capsys):
     src = build_tiny_checkpoint(tmp_path / "coarse", image_size=32, patch_size=8)
     assert main(["convert", "--finer-patches", str(src), "--out", str(tmp_path / "o"), "--factor", "3"]) == 2
     assert main(["convert", "--finer-patches", str(tmp_path / "nope"), "--out", str(tmp_path / "o")]) == 2
+    (tmp_path / "empty").mkdir()
+    assert main(["convert", "--finer-patches", str(tmp_path / "empty"), "--out", str(tmp_path / "o")]) == 2
+    llava = build_tiny_checkpoint(tmp_path / "llava", spacevllm=False, image_size=32, patch_size=8)
+    assert main(["convert", "--finer-patches", str(llava), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert "--factor 3" in err and "no config.json" in err and "Traceback" not in err
+    assert "checkpoint folder not found" in err and "not 'spacevllm'" in err
     assert not (tmp_path / "o").exists()
 
 

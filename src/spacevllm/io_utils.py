@@ -44,10 +44,11 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
         yield tmp
-        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp creates 0700; give the folder the usual permissions
+        umask = _umask()
+        os.chmod(tmp, 0o777 & ~umask)  # mkdtemp creates 0700; give the folder the usual permissions
         for file in tmp.rglob("*"):  # transformers writes model.safetensors through a 0600 temporary file
             if file.is_file() and not file.is_symlink():
-                os.chmod(file, 0o666 & ~_umask())
+                os.chmod(file, 0o666 & ~umask)
         if path.exists():
             shutil.rmtree(path)
         os.replace(tmp, path)

@@ -9,6 +9,7 @@ files. The output folder is written under a temporary name and renamed when comp
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import torch
@@ -108,21 +109,18 @@ def refine_patch_grid(src, out, factor: int = 2, pool_stride: int | None = None)
     the space head) moves on the finer grid; with 2 (LLaVA-OneVision's 2x2 pooling) a factor-2 model keeps the LLM's
     sequence, and the pooled token of each coarse cell averages four fine patches, each with its own position.
     """
+    from spacevllm.modeling.inference import load_model
     from spacevllm.modeling.modeling_spacevllm import SpaceVLLMForConditionalGeneration
-    from spacevllm.modeling.processing import SpaceVLLMProcessor
 
-    src, out = Path(src), Path(out)
-    if not (src / "config.json").is_file():
-        raise SpaceVLLMError(f"{src}: not a checkpoint folder (no config.json)")
-    coarse = SpaceVLLMForConditionalGeneration.from_pretrained(src, dtype=torch.float32)
-    processor = SpaceVLLMProcessor.from_pretrained(src)
+    coarse, processor = load_model(Path(src), device="cpu", dtype="float32")  # checks the folder, one-line errors
     vision = coarse.config.vision_config
     if factor < 2 or vision.patch_size % factor:
         raise SpaceVLLMError(f"--factor {factor}: must be >= 2 and divide the patch size {vision.patch_size}")
-    config = SpaceVLLMConfig.from_dict(coarse.config.to_dict())
-    config.vision_config.patch_size = vision.patch_size // factor
+    raw = coarse.config.to_dict()
+    raw["vision_config"]["patch_size"] = vision.patch_size // factor
     if pool_stride is not None:
-        config.pool_stride = pool_stride
+        raw["pool_stride"] = pool_stride
+    config = SpaceVLLMConfig.from_dict(raw)  # validated like any config (pool_stride 1, 2 or 4)
     fine = SpaceVLLMForConditionalGeneration(config)
     state = coarse.state_dict()
     prefix = "model.vision_tower.embeddings."
@@ -132,8 +130,8 @@ def refine_patch_grid(src, out, factor: int = 2, pool_stride: int | None = None)
     )
     fine.load_state_dict(state)
     processor.tokens_per_frame = config.tokens_per_frame
-    _save_atomically(fine, processor, out)
-    return out
+    _save_atomically(fine, processor, Path(out))
+    return Path(out)
 
 
 def block_sum(kernel: torch.Tensor, factor: int) -> torch.Tensor:
@@ -144,7 +142,7 @@ def block_sum(kernel: torch.Tensor, factor: int) -> torch.Tensor:
 
 def resize_grid(table: torch.Tensor, side: int) -> torch.Tensor:
     """(G*G, D) row-major grid embeddings -> (side*side, D), bicubic on the grid."""
-    g = int(round(table.shape[0] ** 0.5))
+    g = math.isqrt(table.shape[0])
     grid = table.T.reshape(1, -1, g, g)
     grid = torch.nn.functional.interpolate(grid, size=(side, side), mode="bicubic", align_corners=False)
     return grid.reshape(table.shape[1], side * side).T.contiguous()
