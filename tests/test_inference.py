@@ -210,3 +210,38 @@ def test_bfloat16_runs(model_and_processor, tmp_path, videos):
     assert model.dtype == torch.bfloat16
     tube = ground(model, processor, videos[0], "a", **forced_answer(processor, ["from 0.0 to 2.0 seconds"]))
     assert len(tube.boxes) == 4
+
+
+@pytest.fixture(scope="module")
+def fine_model(tmp_path_factory):
+    """A fine_anchor model (4 px patches averaged 4x4 to 4 tokens per 32 px frame), its zero-started maps randomized."""
+    ckpt = build_tiny_checkpoint(
+        tmp_path_factory.mktemp("ckpt_fine"), **{**TINY, "patch_size": 4}, pool_stride=4, motion_input=True,
+        decoder_residual=True, box_anchor=True, fine_anchor=True,
+    )  # fmt: skip
+    model, processor = load_model(ckpt, device="cpu", dtype="float32")
+    torch.manual_seed(3)
+    with torch.no_grad():
+        for layer in (model.space_decoder.fine_anchor.query, model.space_decoder.fine_anchor.value):
+            layer.weight.normal_(std=0.5)
+    return model, processor
+
+
+def test_fine_anchor_boxes_from_the_prefill_equal_the_training_forward(fine_model, videos):
+    """ground / ground_image decode the boxes after the prefill, with the prefill's unpooled patches: the same boxes
+    as the training forward (caption mask given) over the whole prompt."""
+    model, processor = fine_model
+    sample = sample_frames(videos[1], model.config.num_frames)
+    inputs = _video_inputs(model, processor, [sample], ["the red square"], "stvg")
+    with torch.no_grad():
+        ref = model(**inputs).pred_boxes[0].double().numpy()
+    tube = ground(
+        model, processor, videos[1], "the red square", **forced_answer(processor, ["from 0.0 to 4.0 seconds"])
+    )
+    np.testing.assert_allclose(tube.boxes, norm_cxcywh_to_pixel_xyxy(ref, 32, 48), atol=1e-3)
+    image = np.random.default_rng(4).integers(0, 255, (30, 50, 3), dtype=np.uint8)
+    inputs = processor(images=[image], queries=["the left cat"], task="rec", return_tensors="pt")
+    with torch.no_grad():
+        ref = model(**inputs).pred_boxes[0, 0].double().numpy()
+    box = ground_image(model, processor, image, "the left cat")
+    np.testing.assert_allclose(box, norm_cxcywh_to_pixel_xyxy(ref, 50, 30), atol=1e-3)

@@ -192,3 +192,53 @@ def test_pixels_match_llava_onevision_image_processor():
     ref = ip(images=[img], return_tensors="pt")["pixel_values"][0, 0]  # view 0 = the whole image resized
     ours = SpaceVLLMProcessor(None, N, 32, 4, "interleaved").preprocess_frames(img[None])[0]
     torch.testing.assert_close(ours, ref)
+
+
+ANCHORED = {"motion_input": True, "decoder_residual": True, "box_anchor": True}
+
+
+def test_fine_anchor_starts_at_the_coarse_anchor_and_then_learns(tmp_path):
+    """A coarse checkpoint loaded with fine_anchor on predicts the same boxes (W_q, W_v start at zero); after one
+    step on the box loss the fine anchor's query map has moved and the boxes differ."""
+    ckpt = build_tiny_checkpoint(tmp_path / "c", num_frames=N, image_size=32, patch_size=4, pool_stride=4, **ANCHORED)
+    coarse = SpaceVLLMForConditionalGeneration.from_pretrained(ckpt).eval()
+    fine = SpaceVLLMForConditionalGeneration.from_pretrained(ckpt, fine_anchor=True).eval()
+    fa = fine.space_decoder.fine_anchor
+    assert fa.query.weight.abs().max() == 0 and fa.value.weight.abs().max() == 0 and fa.key.weight.std() > 0
+    processor = SpaceVLLMProcessor.from_pretrained(ckpt)
+    b = batch(processor)
+    with torch.no_grad():
+        torch.testing.assert_close(coarse(**b).pred_boxes, fine(**b).pred_boxes, atol=1e-6, rtol=0)
+    fine.train()
+    opt = torch.optim.AdamW(fine.parameters(), lr=1e-2)
+    fine(**b).loss.backward()
+    assert fa.query.weight.grad.abs().max() > 0 and fa.value.weight.grad.abs().max() > 0
+    opt.step()
+    fine.eval()
+    with torch.no_grad():
+        assert (coarse(**b).pred_boxes - fine(**b).pred_boxes).abs().max() > 1e-4
+
+
+def test_fine_anchor_points_inside_the_chosen_cell():
+    """All coarse weight on pooled cell 1 (top row, second column of a 2x2 grid over 4x4 patches): whatever the
+    patches say, the fine anchor stays inside that cell; with W_q = 0 it is the cell's centre."""
+    from spacevllm.modeling.space_decoder import FineAnchor, cell_of_patch
+
+    assert cell_of_patch(4, 2, 2).tolist() == [0, 0, 1, 1, 0, 0, 1, 1, 2, 2, 3, 3, 2, 2, 3, 3]
+    torch.manual_seed(0)
+    fa = FineAnchor(8, grid=2, stride=2)
+    coarse = torch.tensor([[0.0, 1.0, 0.0, 0.0]])
+    s, patches = torch.randn(1, 8), torch.randn(1, 16, 8)
+    with torch.no_grad():
+        fa.query.weight.zero_()
+        anchor, _ = fa(s, coarse, patches)
+        torch.testing.assert_close(anchor, torch.tensor([[0.75, 0.25]]))
+        fa.query.weight.normal_(std=3.0)
+        anchor, _ = fa(s, coarse, patches)
+    x, y = anchor[0].tolist()
+    assert 0.5 <= x <= 1.0 and 0.0 <= y <= 0.5 and (x, y) != (0.75, 0.25)
+
+
+def test_fine_anchor_needs_the_anchored_decoder(tmp_path):
+    with pytest.raises(ValueError, match="fine_anchor"):
+        build_tiny_checkpoint(tmp_path / "x", num_frames=N, image_size=32, patch_size=8, fine_anchor=True)

@@ -179,7 +179,8 @@ def test_shipped_configs_parse():
 
     names = (
         "world_default", "world_pointer", "world_stage3", "world_stage4", "world_textcoords", "world_textcoords_stage2",
-        "world_textcoords_stage3", "world_textcoords_stage4", "world_fine", "world_fine4", "tiny_ci", "paper_7b",
+        "world_textcoords_stage3", "world_textcoords_stage4", "world_fine", "world_fine4", "world_fine_anchor", "tiny_ci",
+        "paper_7b",
     )  # fmt: skip
     for name in names:
         cfg = load_config(files("spacevllm") / "configs" / "train" / f"{name}.yaml")
@@ -204,6 +205,9 @@ def test_shipped_configs_parse():
     assert fine.model.init == "runs/world_fine/init8" and (fine.data, fine.precision) == (stage4.data, stage4.precision)
     fine4 = load_config(files("spacevllm") / "configs" / "train" / "world_fine4.yaml")
     assert fine4.model.init == "runs/world_fine4/init4" and (fine4.data, fine4.optim.lr) == (fine.data, fine.optim.lr)
+    anchor = load_config(files("spacevllm") / "configs" / "train" / "world_fine_anchor.yaml")
+    assert anchor.model.init == "runs/world_fine4/final" and anchor.model.overrides == {"fine_anchor": True}
+    assert anchor.data == fine4.data and anchor.optim.max_steps == 1500
     paper = load_config(files("spacevllm") / "configs" / "train" / "paper_7b.yaml")
     assert (paper.optim.lr, paper.optim.weight_decay, paper.optim.warmup_ratio) == (1e-5, 0.0, 0.03)
     assert paper.model.overrides["lambda_l1"] == 3.0 and paper.data.num_frames == 64

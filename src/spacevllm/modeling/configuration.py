@@ -40,6 +40,9 @@ class SpaceVLLMConfig(LlavaOnevisionConfig):
     decoder_residual      eq. 3's first attention adds its input back (V'_eh = V + Attn(V, K_t, V_t)).
     box_anchor            the box centre is predicted relative to where the second attention points (the
                           attention-weighted centre of frame i's pooled patches), DETR reference-point style.
+    fine_anchor           (with box_anchor) the anchor is refined on frame i's patches before pooling, inside the
+                          pooled cells the attention picked (:class:`~.space_decoder.FineAnchor`); for pooled cells
+                          larger than the objects (4 px patches averaged 4x4 on 64 px frames).
     """
 
     model_type = "spacevllm"
@@ -56,6 +59,7 @@ class SpaceVLLMConfig(LlavaOnevisionConfig):
     motion_input: bool = False
     decoder_residual: bool = False
     box_anchor: bool = False
+    fine_anchor: bool = False
     lambda_pointer: float = 0.0
     time_source: str = "text"
 
@@ -69,6 +73,8 @@ class SpaceVLLMConfig(LlavaOnevisionConfig):
             raise ValueError(f"time_source must be one of {TIME_SOURCES}, got {self.time_source!r}")
         if self.lambda_pointer < 0 or (self.lambda_pointer > 0 and self.query_mode == "none"):
             raise ValueError("lambda_pointer must be >= 0, and 0 without queries (query_mode 'none')")
+        if self.fine_anchor and not (self.box_anchor and self.dual_cross_attention and self.query_mode != "none"):
+            raise ValueError("fine_anchor refines the box anchor: it needs box_anchor, dual_cross_attention, queries")
         if self.time_source == "pointer" and self.lambda_pointer <= 0:
             raise ValueError("time_source 'pointer' needs a trained pointer (lambda_pointer > 0)")
 

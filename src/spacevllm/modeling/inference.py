@@ -140,10 +140,12 @@ def _first_line(err: BaseException) -> str:
 
 @dataclass
 class _Prefill:
-    """The one forward over the prompt: ``hidden`` (B, L - 1, D) last-layer states, ``cache`` for ``generate``."""
+    """The one forward over the prompt: ``hidden`` (B, L - 1, D) last-layer states, ``cache`` for ``generate``,
+    ``patches`` (B, N_v, P*P, D) unpooled patch features for a ``fine_anchor`` model (else None)."""
 
     hidden: torch.Tensor
     cache: object
+    patches: torch.Tensor | None = None
 
 
 def ground(model, processor, video, query: str, num_frames: int | None = None, **generate_kwargs) -> Tube:
@@ -177,7 +179,7 @@ def ground_batch(model, processor, videos, queries, num_frames: int | None = Non
         texts = [format_time_range(*span) for span in spans]
     else:
         texts = _generate(model, processor, inputs, budget, cache=prefill.cache, **generate_kwargs)
-    boxes = _decode_boxes(model, inputs, prefill.hidden)
+    boxes = _decode_boxes(model, inputs, prefill)
     return [_query_tube(t, s, b, span) for t, s, b, span in zip(texts, samples, boxes, spans)]
 
 
@@ -202,7 +204,9 @@ def ground_image(model, processor, image, expression: str, **generate_kwargs) ->
         return np.clip(denormalize_xyxy(np.asarray(box, np.float64), width, height), 0, [width, height] * 2)
     with torch.no_grad():
         out = model(**_model_inputs(inputs), use_cache=False)
-        boxes = model.decode_boxes(out.last_hidden_state, inputs["input_ids"], inputs["caption_mask"])
+        boxes = model.decode_boxes(
+            out.last_hidden_state, inputs["input_ids"], inputs["caption_mask"], out.patch_features
+        )
     return norm_cxcywh_to_pixel_xyxy(boxes[0, -1].float().cpu().numpy().astype(np.float64), width, height)
 
 
@@ -302,7 +306,7 @@ def _prefill(model, inputs: dict) -> _Prefill:
         use_cache=True,
         **head,
     )
-    return _Prefill(out.last_hidden_state, _cache_of(out))
+    return _Prefill(out.last_hidden_state, _cache_of(out), out.patch_features)
 
 
 def _cache_of(out):
@@ -334,10 +338,11 @@ def _generate(model, processor, inputs: dict, max_new_tokens: int, cache=None, *
 
 
 @torch.no_grad()
-def _decode_boxes(model, inputs: dict, hidden: torch.Tensor) -> np.ndarray:
+def _decode_boxes(model, inputs: dict, prefill: _Prefill) -> np.ndarray:
     """(B, N_q, 4) normalized cxcywh float64 from the prefill's hidden states (eq. 3-4 on every query)."""
     ids, caption = inputs["input_ids"][:, :-1], inputs["caption_mask"][:, :-1]
-    return model.decode_boxes(hidden, ids, caption).float().cpu().numpy().astype(np.float64)
+    boxes = model.decode_boxes(prefill.hidden, ids, caption, prefill.patches)
+    return boxes.float().cpu().numpy().astype(np.float64)
 
 
 @torch.no_grad()

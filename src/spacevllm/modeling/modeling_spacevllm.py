@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 from transformers import LlavaOnevisionForConditionalGeneration
+from transformers import initialization as init
 from transformers.models.llava_onevision.modeling_llava_onevision import (
     LlavaOnevisionModel,
     LlavaOnevisionPreTrainedModel,
@@ -36,7 +37,9 @@ from spacevllm.modeling.temporal_pointer import TemporalPointer, next_positions
 @dataclass
 class SpaceVLLMOutput(ModelOutput):
     """loss (scalar), loss_dict (named terms), logits (B, L, V), pred_boxes (B, N_q, 4) normalized cxcywh or None,
-    time_logits (B, N_v, 2) pointer start/end logits or None, last_hidden_state (B, L, D), cache (KV cache)."""
+    time_logits (B, N_v, 2) pointer start/end logits or None, last_hidden_state (B, L, D), cache (KV cache),
+    patch_features (B, N_v, P*P, D) the frames' unpooled patch features with ``fine_anchor`` (else None), for a
+    later ``decode_boxes`` on this pass's hidden states."""
 
     loss: torch.Tensor | None = None
     logits: torch.Tensor | None = None
@@ -45,6 +48,7 @@ class SpaceVLLMOutput(ModelOutput):
     pred_boxes: torch.Tensor | None = None
     loss_dict: dict | None = None
     time_logits: torch.Tensor | None = None
+    patch_features: torch.Tensor | None = None
 
     @property
     def past_key_values(self):
@@ -62,9 +66,16 @@ class SpaceVLLMModel(LlavaOnevisionModel):
 
     config_class = SpaceVLLMConfig
 
+    patch_features: torch.Tensor | None = None
+
     def apply_pooling(self, image_features: torch.Tensor) -> torch.Tensor:
         """(frames, P*P, D) row-major patch features -> (frames, S, D): stride 1 keeps them, 2 is the upstream
-        bilinear pooling, 4 averages each 4x4 block (a grid side that 4 does not divide keeps a partial block)."""
+        bilinear pooling, 4 averages each 4x4 block (a grid side that 4 does not divide keeps a partial block).
+
+        With ``config.fine_anchor`` the unpooled input is kept in ``patch_features`` (all frames of the batch, in
+        order) for the space decoder of the same forward pass."""
+        if self.config.fine_anchor:
+            self.patch_features = image_features
         stride = self.config.pool_stride
         if stride == 2:
             return super().apply_pooling(image_features)
@@ -120,11 +131,12 @@ class SpaceVLLMForConditionalGeneration(LlavaOnevisionForConditionalGeneration):
             **kwargs,
         )
         hidden = out.last_hidden_state
+        patches = self._take_patch_features(pixel_values_videos)
         keep = slice(-logits_to_keep, None) if logits_to_keep else slice(None)
         logits = self.lm_head(hidden[:, keep])
         pred_boxes = time_logits = None
         if caption_mask is not None and self.config.query_mode != "none" and input_ids is not None:
-            pred_boxes = self.decode_boxes(hidden, input_ids, caption_mask)
+            pred_boxes = self.decode_boxes(hidden, input_ids, caption_mask, patches)
             if self.temporal_pointer is not None and pixel_values_videos is not None:
                 time_logits = self.point_time(hidden, input_ids)
         loss = loss_dict = None
@@ -132,17 +144,35 @@ class SpaceVLLMForConditionalGeneration(LlavaOnevisionForConditionalGeneration):
             loss, loss_dict = spacevllm_loss(
                 self.config, logits, labels, pred_boxes, target_boxes, box_mask, time_logits, time_mask
             )
-        return SpaceVLLMOutput(loss, logits, getattr(out, "cache", None), hidden, pred_boxes, loss_dict, time_logits)
+        cache = getattr(out, "cache", None)
+        return SpaceVLLMOutput(loss, logits, cache, hidden, pred_boxes, loss_dict, time_logits, patches)
 
-    def decode_boxes(self, last_hidden_state, input_ids, caption_mask) -> torch.Tensor:
+    def _take_patch_features(self, pixel_values_videos) -> torch.Tensor | None:
+        """(B, N_v, P*P, D) unpooled patch features of this forward's frames (``fine_anchor``), else None."""
+        patches, self.model.patch_features = self.model.patch_features, None
+        if patches is None or pixel_values_videos is None:
+            return None
+        return patches.reshape(*pixel_values_videos.shape[:2], *patches.shape[1:])
+
+    def decode_boxes(self, last_hidden_state, input_ids, caption_mask, patches=None) -> torch.Tensor:
         """Eq. 3-4 on every query of every sample: (B, L, D), (B, L), (B, L) -> (B, N_q, 4) normalized cxcywh.
 
         Query j pairs with the j-th frame of visual tokens (for an image: its one frame and ``<r_{N_v}>``).
+        ``patches`` (B, N_v, P*P, D): the unpooled patch features, for ``config.fine_anchor``.
         """
-        rows = [self._decode_one(h, ids, cap.bool()) for h, ids, cap in zip(last_hidden_state, input_ids, caption_mask)]
+        rows = [
+            self._decode_one(h, ids, cap.bool(), None if patches is None else patches[b])
+            for b, (h, ids, cap) in enumerate(zip(last_hidden_state, input_ids, caption_mask))
+        ]
         return stack_padded(rows, 0.0)
 
-    def _decode_one(self, hidden, ids, caption_mask) -> torch.Tensor:
+    def _init_weights(self, module):
+        """transformers' initialization, except layers marked ``zero_init`` (:class:`.space_decoder.FineAnchor`)."""
+        super()._init_weights(module)
+        if getattr(module, "zero_init", False):
+            init.zeros_(module.weight)
+
+    def _decode_one(self, hidden, ids, caption_mask, patches=None) -> torch.Tensor:
         s = self.config.tokens_per_frame
         visual = hidden[ids == self.config.video_token_id]
         frames = (visual.shape[0] - 1) // s  # LLaVA-OneVision appends one newline feature per video
@@ -150,7 +180,8 @@ class SpaceVLLMForConditionalGeneration(LlavaOnevisionForConditionalGeneration):
         queries = hidden[torch.isin(ids, self._query_ids(ids.device))]
         if queries.shape[0] != frames:
             raise ValueError(f"{queries.shape[0]} query tokens for {frames} frames of visual tokens")
-        return self.space_decoder(visual, queries, hidden[caption_mask[: hidden.shape[0]]])
+        patches = None if patches is None else patches[:frames]
+        return self.space_decoder(visual, queries, hidden[caption_mask[: hidden.shape[0]]], patches)
 
     def point_time(self, last_hidden_state, input_ids) -> torch.Tensor:
         """Temporal pointer on the video queries: (B, L, D), (B, L) -> (B, N_v, 2) start/end logits (-inf pads).
