@@ -179,8 +179,8 @@ def test_shipped_configs_parse():
 
     names = (
         "world_default", "world_pointer", "world_stage3", "world_stage4", "world_textcoords", "world_textcoords_stage2",
-        "world_textcoords_stage3", "world_textcoords_stage4", "world_fine", "world_fine4", "world_fine_anchor", "tiny_ci",
-        "paper_7b",
+        "world_textcoords_stage3", "world_textcoords_stage4", "world_fine", "world_fine4", "world_fine_anchor",
+        "tiny_ci", "paper_7b",
     )  # fmt: skip
     for name in names:
         cfg = load_config(files("spacevllm") / "configs" / "train" / f"{name}.yaml")
