@@ -81,3 +81,26 @@ def test_demo_with_bundled_default_model(tmp_path, capsys):
         pytest.skip("the embedded default model is not built yet")
     assert main(["demo", "--out", str(tmp_path / "demo")]) == 0
     _check_outputs(tmp_path / "demo", capsys)
+
+
+def test_bundled_default_model_grounds_the_sample(tmp_path):
+    """The shipped model on its sample (a held-out seed-7 scene): the GT range and a box overlapping the GT box on
+    every GT frame (mean IoU > 0.5). A regression check of the shipped weights, not a benchmark."""
+    import json
+
+    import numpy as np
+
+    from spacevllm import assets
+    from spacevllm.box_ops import elementwise_box_iou
+
+    if not (assets.ASSETS / "default_model" / "config.json").is_file():
+        pytest.skip("the embedded default model is not built yet")
+    assert main(["demo", "--out", str(tmp_path / "demo")]) == 0
+    tube = json.loads((tmp_path / "demo" / "tube.json").read_text())
+    record = json.loads((assets.ASSETS / "sample" / "sample.json").read_text())["record"]
+    assert (tube["start"], tube["end"]) == (record["start"], record["end"])
+    pred = {b["frame"]: b["box"] for b in tube["boxes"]}
+    frames = sorted(int(f) for f in record["boxes"])
+    assert sorted(pred) == frames
+    ious = elementwise_box_iou(np.array([pred[f] for f in frames]), np.array([record["boxes"][str(f)] for f in frames]))
+    assert ious.min() > 0.2 and ious.mean() > 0.5, ious
