@@ -97,8 +97,8 @@ class QueryGuidedSpaceDecoder(nn.Module):
         self.residual = config.decoder_residual
         self.box_anchor = config.box_anchor
         self.grid = config.pooled_grid
-        self.space_head = SpaceHead(config.text_config.hidden_size, config.space_head_layers)
         hidden = config.text_config.hidden_size
+        self.space_head = SpaceHead(hidden, config.space_head_layers)
         self.fine_anchor = FineAnchor(hidden, self.grid, config.pool_stride) if config.fine_anchor else None
 
     def forward(self, visual, queries, caption, patches=None) -> torch.Tensor:
@@ -113,14 +113,14 @@ class QueryGuidedSpaceDecoder(nn.Module):
             enhanced = visual + text_attn if self.residual else text_attn
         s, weights = attention(q, enhanced, enhanced)
         s, weights = s[:, 0], weights[:, 0]
-        if self.fine_anchor is not None and self.box_anchor:
+        if not self.box_anchor:
+            return self.space_head(s).sigmoid()
+        if self.fine_anchor is not None:  # the config only allows it with box_anchor
             if patches is None:
                 raise ValueError("fine_anchor needs the frames' unpooled patch features")
             anchor, s = self.fine_anchor(s, weights, patches)
         else:
             anchor = weights @ patch_centres(self.grid, s.device).to(weights.dtype)
         raw = self.space_head(s)
-        if not self.box_anchor:
-            return raw.sigmoid()
         centre = (torch.logit(anchor.clamp(1e-4, 1 - 1e-4)) + raw[:, :2]).sigmoid()
         return torch.cat([centre, raw[:, 2:].sigmoid()], dim=-1)
