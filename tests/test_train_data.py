@@ -180,7 +180,7 @@ def test_shipped_configs_parse():
     names = (
         "world_default", "world_pointer", "world_stage3", "world_stage4", "world_textcoords", "world_textcoords_stage2",
         "world_textcoords_stage3", "world_textcoords_stage4", "world_fine", "world_fine4", "world_fine_anchor",
-        "tiny_ci", "paper_7b",
+        "world_textcoords_fine", "world_textcoords_fine4", "world_textcoords_stage7", "tiny_ci", "paper_7b",
     )  # fmt: skip
     for name in names:
         cfg = load_config(files("spacevllm") / "configs" / "train" / f"{name}.yaml")
@@ -211,3 +211,31 @@ def test_shipped_configs_parse():
     paper = load_config(files("spacevllm") / "configs" / "train" / "paper_7b.yaml")
     assert (paper.optim.lr, paper.optim.weight_decay, paper.optim.warmup_ratio) == (1e-5, 0.0, 0.03)
     assert paper.model.overrides["lambda_l1"] == 3.0 and paper.data.num_frames == 64
+
+
+def test_baseline_stages_match_the_default_model_stages():
+    """Each text-coordinate baseline stage is its default-model stage's equal-budget partner, chained on its own."""
+    from importlib.resources import files
+
+    def cfg(name):
+        return load_config(files("spacevllm") / "configs" / "train" / f"{name}.yaml")
+
+    pairs = [
+        ("world_default", "world_textcoords", None),
+        ("world_pointer", "world_textcoords_stage2", "runs/world_textcoords/final"),
+        ("world_stage3", "world_textcoords_stage3", "runs/world_textcoords_stage2/final"),
+        ("world_stage4", "world_textcoords_stage4", "runs/world_textcoords_stage3/final"),
+        ("world_fine", "world_textcoords_fine", "runs/world_textcoords_fine/init8"),
+        ("world_fine4", "world_textcoords_fine4", "runs/world_textcoords_fine4/init4"),
+        ("world_fine_anchor", "world_textcoords_stage7", "runs/world_textcoords_fine4/final"),
+    ]
+    for default_name, baseline_name, init in pairs:
+        default, baseline = cfg(default_name), cfg(baseline_name)
+        same = (default.optim, default.data, default.precision, default.seed)
+        assert same == (baseline.optim, baseline.data, baseline.precision, baseline.seed), baseline_name
+        assert baseline.model.init == init and baseline.out_dir == f"runs/{baseline_name}"
+        assert baseline.model.overrides == {}, baseline_name  # no default-model module switched on
+    tiny, tiny_baseline = cfg("world_default").model.tiny, cfg("world_textcoords").model.tiny
+    assert tiny_baseline == {**tiny, "query_mode": "none"}  # the same model but for its answers (Table 7 row 1)
+    total = sum(cfg(b).optim.max_steps * cfg(b).optim.batch_size for _, b, _ in pairs)
+    assert total == 496_000  # the embedded default model's whole budget (benchmarks/RESULTS.md)

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The text-coordinate baseline (paper Table 7 row 1) at the embedded default model's whole budget: seven stages,
+# each the equal-budget partner of one default-model stage (same data, mixture, steps, schedule, precision, seed;
+# 15,500 steps x 32 = 496,000 samples). Safe to run again after an interruption: a finished stage (its final/
+# exists) is skipped, an unfinished one resumes from its newest checkpoint. About 12 h on 2 CPU cores.
+#
+#   bash scripts/train_textcoords_baseline.sh            # from the repo root, after scripts/setup.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bin=.venv/bin/spacevllm
+cfg=src/spacevllm/configs/train
+
+stage() {  # stage NAME: train configs/train/NAME.yaml into runs/NAME unless runs/NAME/final exists
+  if [ -d "runs/$1/final" ]; then echo "$1: done"; return; fi
+  echo "$1: training ($(date -u +%H:%M))"
+  "$bin" train --config "$cfg/$1.yaml" --resume
+}
+
+refine() {  # refine SRC OUT STRIDE: 2x finer patches (spacevllm convert --finer-patches) unless OUT exists
+  [ -d "$2" ] || "$bin" convert --finer-patches "$1" --out "$2" --pool-stride "$3"
+}
+
+stage world_textcoords
+stage world_textcoords_stage2
+stage world_textcoords_stage3
+stage world_textcoords_stage4
+refine runs/world_textcoords_stage4/final runs/world_textcoords_fine/init8 2
+stage world_textcoords_fine
+refine runs/world_textcoords_fine/final runs/world_textcoords_fine4/init4 4
+stage world_textcoords_fine4
+stage world_textcoords_stage7
