@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +15,12 @@ from spacevllm.engine.train import read_log
 
 pytest.importorskip("spacevllm.world")
 pytest.importorskip("spacevllm.modeling.tiny")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def test_two_process_run(tmp_path):
@@ -33,8 +40,10 @@ def test_two_process_run(tmp_path):
     }
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
     accelerate = Path(sys.executable).with_name("accelerate")
-    # On a machine without GPUs, --multi_gpu makes accelerate start torchrun workers that use CPU + gloo.
+    # On a machine without GPUs, --multi_gpu makes accelerate start torchrun workers that use CPU + gloo. A free
+    # port instead of torchrun's fixed 29500, so that two test runs on one machine do not collide.
     cmd = [str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+           "--main_process_port", str(_free_port()),
            "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "spacevllm.cli",
            "train", "--config", str(tmp_path / "c.yaml"), "--no-progress"]  # fmt: skip
     env = os.environ | {"CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1"}
