@@ -186,21 +186,13 @@ def test_shipped_configs_parse():
         cfg = load_config(files("spacevllm") / "configs" / "train" / f"{name}.yaml")
         assert cfg.optim.max_steps > 0
     stage2 = load_config(files("spacevllm") / "configs" / "train" / "world_pointer.yaml")
-    baseline2 = load_config(files("spacevllm") / "configs" / "train" / "world_textcoords_stage2.yaml")
     assert stage2.model.overrides == {"lambda_pointer": 1.0} and stage2.model.init == "runs/world_default/final"
-    assert (stage2.optim, stage2.data) == (baseline2.optim, baseline2.data)  # equal budget
     stage3 = load_config(files("spacevllm") / "configs" / "train" / "world_stage3.yaml")
     assert stage3.model.init == "runs/world_pointer/final" and stage3.precision == "bf16"
     assert stage3.data.train == stage2.data.train and stage3.data.task_weights["rec"] == 3
-    baseline3 = load_config(files("spacevllm") / "configs" / "train" / "world_textcoords_stage3.yaml")
-    assert (stage3.optim, stage3.data, stage3.precision) == (baseline3.optim, baseline3.data, baseline3.precision)
-    assert baseline3.model.init == "runs/world_textcoords_stage2/final"
     stage4 = load_config(files("spacevllm") / "configs" / "train" / "world_stage4.yaml")
     assert stage4.model.init == "runs/world_stage3/final" and stage4.optim.lr == 3e-4
     assert (stage4.data, stage4.precision) == (stage3.data, stage3.precision)
-    baseline4 = load_config(files("spacevllm") / "configs" / "train" / "world_textcoords_stage4.yaml")
-    assert (stage4.optim, stage4.data, stage4.precision) == (baseline4.optim, baseline4.data, baseline4.precision)
-    assert baseline4.model.init == "runs/world_textcoords_stage3/final"
     fine = load_config(files("spacevllm") / "configs" / "train" / "world_fine.yaml")
     assert fine.model.init == "runs/world_fine/init8" and (fine.data, fine.precision) == (stage4.data, stage4.precision)
     fine4 = load_config(files("spacevllm") / "configs" / "train" / "world_fine4.yaml")
