@@ -12,10 +12,14 @@ cd "$(dirname "$0")/.."
 bin=.venv/bin/spacevllm
 cfg=src/spacevllm/configs/train
 
-stage() {  # stage NAME: train configs/train/NAME.yaml into runs/NAME unless runs/NAME/final exists
-  if [ -d "runs/$1/final" ]; then echo "$1: done"; return; fi
-  echo "$1: training ($(date -u +%H:%M))"
-  "$bin" train --config "$cfg/$1.yaml" --resume
+stage() {  # stage NAME LABEL: train configs/train/NAME.yaml into runs/NAME unless runs/NAME/final exists; score it
+  if [ -d "runs/$1/final" ]; then
+    echo "$1: done"
+  else
+    echo "$1: training ($(date -u +%H:%M))"
+    "$bin" train --config "$cfg/$1.yaml" --resume
+  fi
+  score "$1" "$2"
 }
 
 score() {  # score NAME LABEL: held-out (seed 7) evaluation of runs/NAME/final into runs/eval/textcoords-LABEL-heldout.*
@@ -33,12 +37,12 @@ refine() {  # refine SRC OUT STRIDE: 2x finer patches (spacevllm convert --finer
   [ -d "$2" ] || "$bin" convert --finer-patches "$1" --out "$2" --pool-stride "$3"
 }
 
-stage world_textcoords;        score world_textcoords s1
-stage world_textcoords_stage2; score world_textcoords_stage2 s2
-stage world_textcoords_stage3; score world_textcoords_stage3 s3
-stage world_textcoords_stage4; score world_textcoords_stage4 s4
+stage world_textcoords s1
+stage world_textcoords_stage2 s2
+stage world_textcoords_stage3 s3
+stage world_textcoords_stage4 s4
 refine runs/world_textcoords_stage4/final runs/world_textcoords_fine/init8 2
-stage world_textcoords_fine;   score world_textcoords_fine s5
+stage world_textcoords_fine s5
 refine runs/world_textcoords_fine/final runs/world_textcoords_fine4/init4 4
-stage world_textcoords_fine4;  score world_textcoords_fine4 s6
-stage world_textcoords_stage7; score world_textcoords_stage7 s7
+stage world_textcoords_fine4 s6
+stage world_textcoords_stage7 s7
