@@ -104,3 +104,14 @@ def test_bundled_default_model_grounds_the_sample(tmp_path):
     assert sorted(pred) == frames
     ious = elementwise_box_iou(np.array([pred[f] for f in frames]), np.array([record["boxes"][str(f)] for f in frames]))
     assert ious.min() > 0.2 and ious.mean() > 0.5, ious
+
+
+@pytest.mark.parametrize("under_file", [False, True])
+def test_demo_out_that_is_a_file_fails_before_grounding(tmp_path, capsys, under_file):
+    blocker = tmp_path / "taken"
+    blocker.write_text("not a folder")
+    out = blocker / "demo" if under_file else blocker
+    assert main(["demo", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(out) in err and "Traceback" not in err
+    assert blocker.read_text() == "not a folder"

@@ -96,6 +96,18 @@ def test_evaluate_run_refuses_other_checkpoint_in_same_out(tiny_setup, tmp_path,
     assert "another --out" in capsys.readouterr().err
 
 
+def test_evaluate_run_out_that_is_a_folder_fails_before_predicting(tiny_setup, tmp_path, capsys):
+    from spacevllm.cli import main
+
+    records, ckpt = tiny_setup
+    out = tmp_path / "preds"
+    out.mkdir()
+    args = ["evaluate", "run", "--annotations", str(records), "--checkpoint", str(ckpt), "--out", str(out)]
+    assert main(args) == 2
+    assert "is a folder" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == [out] and not list(out.iterdir())
+
+
 def test_time_source_pointer_runs_and_needs_a_pointer(tiny_setup, tmp_path, capsys):
     """``--time-source pointer``: ranges come from the pointer (one of the sampled frames' times, start <= end);
     a model without a pointer is a one-line error; the meta file keeps the choice apart from a text run."""

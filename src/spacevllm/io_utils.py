@@ -18,7 +18,7 @@ from pathlib import Path
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success rename it onto ``path``."""
-    path = Path(path)
+    path = check_output(path, "file")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
@@ -39,7 +39,7 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
 
     On an exception the temporary folder is deleted and ``path`` is left as it was.
     """
-    path = Path(path)
+    path = check_output(path, "folder")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
@@ -55,6 +55,32 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def check_output(path: str | os.PathLike, kind: str = "file") -> Path:
+    """``path`` as a Path, after checking that a ``kind`` ("file" or "folder") can be written there.
+
+    Raises :class:`SpaceVLLMError` naming the path when it already exists as the other kind, or when the nearest
+    existing ancestor is not a folder or not writable. Commands call it before their work starts, so a bad
+    ``--out`` fails at once instead of after the work; :func:`atomic_path` and :func:`atomic_dir` call it too.
+    """
+    from spacevllm.errors import SpaceVLLMError
+
+    path = Path(path)
+    if kind not in ("file", "folder"):
+        raise ValueError(f"kind must be 'file' or 'folder', got {kind!r}")
+    if path.is_dir() and kind == "file":
+        raise SpaceVLLMError(f"{path}: is a folder, expected an output file")
+    if path.exists() and not path.is_dir() and kind == "folder":
+        raise SpaceVLLMError(f"{path}: exists and is not a folder")
+    ancestor = path.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise SpaceVLLMError(f"{path}: cannot write there ({ancestor} is not a folder)")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise SpaceVLLMError(f"{path}: cannot write there ({ancestor} is not writable)")
+    return path
 
 
 def _umask() -> int:

@@ -42,8 +42,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args) -> int:
     from spacevllm.errors import SpaceVLLMError
+    from spacevllm.io_utils import check_output
     from spacevllm.modeling.convert import convert_llava_onevision, refine_patch_grid
 
+    check_output(args.out, "folder")
     if args.finer_patches:
         out = refine_patch_grid(args.finer_patches, args.out, args.factor, args.pool_stride)
     else:

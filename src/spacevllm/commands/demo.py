@@ -24,7 +24,9 @@ def run(args) -> int:
     import torch
 
     from spacevllm import assets
+    from spacevllm.io_utils import check_output
 
+    out = check_output(args.out, "folder")  # a bad --out fails before the model is loaded
     torch.set_num_threads(max(1, args.threads))
     t0 = time.perf_counter()
     checkpoint = Path(args.checkpoint) if args.checkpoint else assets.default_checkpoint_path()
@@ -35,7 +37,7 @@ def run(args) -> int:
 
         raise SpaceVLLMError("--query is required with --video")
     tube = _ground(checkpoint, video, query)
-    out = _write_outputs(Path(args.out), video, query, tube)
+    _write_outputs(out, video, query, tube)
     print(f"query: {query}")
     print(_describe(tube))
     files = ", ".join(str(out / name) for name in ("tube.json", "annotated.mp4", "timeline.png"))
@@ -53,7 +55,7 @@ def _ground(checkpoint: Path, video: Path, query: str):
         return ground(model, processor, str(video), query)
 
 
-def _write_outputs(out: Path, video: Path, query: str, tube) -> Path:
+def _write_outputs(out: Path, video: Path, query: str, tube) -> None:
     from spacevllm.demo import write_annotated_video, write_timeline
     from spacevllm.io_utils import write_json_atomic
     from spacevllm.video import probe_video, sample_frames
@@ -68,7 +70,6 @@ def _write_outputs(out: Path, video: Path, query: str, tube) -> Path:
     write_json_atomic(out / "tube.json", tube.to_json())
     write_annotated_video(out / "annotated.mp4", frames, info.fps, tube, info.duration)
     write_timeline(out / "timeline.png", frames, info.fps, tube, info.duration, query)
-    return out
 
 
 def _describe(tube) -> str:

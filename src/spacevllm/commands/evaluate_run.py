@@ -35,6 +35,7 @@ def run(args) -> int:
 
     from spacevllm.engine.evaluate_run import evaluate_run
     from spacevllm.errors import SpaceVLLMError
+    from spacevllm.io_utils import check_output
 
     if args.batch_size < 1:
         raise SpaceVLLMError(f"--batch-size must be at least 1, got {args.batch_size}")
@@ -44,7 +45,7 @@ def run(args) -> int:
     if not annotations.is_file():
         raise SpaceVLLMError(f"{annotations}: annotations file not found")
     checkpoint = Path(args.checkpoint) if args.checkpoint else _default_checkpoint()
-    out = Path(args.out) if args.out else annotations.with_name(annotations.stem + ".predictions.jsonl")
+    out = check_output(args.out or annotations.with_name(annotations.stem + ".predictions.jsonl"), "file")
     scores = evaluate_run(
         annotations, checkpoint, out, args.batch_size, progress=not args.json, time_source=args.time_source
     )

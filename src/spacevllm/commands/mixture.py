@@ -50,10 +50,9 @@ def run(args) -> int:
 
 
 def run_build(args) -> int:
-    from pathlib import Path
 
     from spacevllm.data.mixture import build_mixture, format_report, load_mixture_config, rebase_media
-    from spacevllm.io_utils import write_json_atomic
+    from spacevllm.io_utils import check_output, write_json_atomic
     from spacevllm.records import write_records
 
     config = load_mixture_config(args.config, args.root)
@@ -63,8 +62,8 @@ def run_build(args) -> int:
         if not args.scale > 0:
             raise SpaceVLLMError(f"--scale must be positive, got {args.scale}")
         config.scale = args.scale
+    out = check_output(args.out, "folder")
     records, report = build_mixture(config, skip_missing=args.skip_missing)
-    out = Path(args.out)
     write_records(out / "records.jsonl", rebase_media(records, out))
     write_json_atomic(out / "mixture.json", report)
     print(json.dumps(report) if args.json else format_report(report))
@@ -77,8 +76,10 @@ def run_convert(args) -> int:
     from pathlib import Path
 
     from spacevllm.data.mixture import FORMATS, Source, read_source, rebase_media
+    from spacevllm.io_utils import check_output
     from spacevllm.records import write_records
 
+    check_output(args.out, "file")
     options = dict(_option(o) for o in args.option)
     for key in FORMATS[args.format][1]:
         if key in options:

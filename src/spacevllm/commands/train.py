@@ -25,10 +25,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args) -> int:
     from spacevllm.engine.train import load_config, train
+    from spacevllm.io_utils import check_output
 
     cfg = load_config(args.config)
     if args.out:
         cfg.out_dir = args.out
+    check_output(cfg.out_dir, "folder")  # a bad out_dir fails before the data and the model are built
     if args.init:
         cfg.model.init = args.init
     if args.max_steps is not None:

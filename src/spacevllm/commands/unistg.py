@@ -76,10 +76,13 @@ def _stages_from_args(args):
 
 def run_filter(args) -> int:
     from spacevllm.data.unistg import read_samples, refine_and_filter
-    from spacevllm.io_utils import write_json_atomic
+    from spacevllm.io_utils import check_output, write_json_atomic
     from spacevllm.records import write_records
 
     refiner, box_filter = _stages_from_args(args)
+    check_output(args.out, "file")
+    if args.report:
+        check_output(args.report, "file")
     samples = list(read_samples(args.input))  # validate the whole file before writing anything
     _check_unique([s.id for s in samples], args.input)
     kept, report = refine_and_filter(samples, refiner, box_filter)

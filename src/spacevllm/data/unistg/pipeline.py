@@ -191,7 +191,9 @@ def run_pipeline(config: dict, progress: bool = False) -> RunResult:
 def _claim(out: Path, config: dict) -> None:
     """Record the result-changing options in ``out/config.json``; refuse a folder made with other ones."""
     from spacevllm.data.unistg.config import RESULT_KEYS
+    from spacevllm.io_utils import check_output
 
+    check_output(out, "folder")
     wanted = {k: config[k] for k in RESULT_KEYS} | {"input": str(Path(config["input"]).resolve())}
     manifest = out / "config.json"
     if manifest.is_file():
