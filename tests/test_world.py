@@ -229,6 +229,27 @@ def test_world_stats_baselines(split):
     assert stats["n_stvg"] == 12 and 0 < stats["fixed_interval_m_tIoU"] <= 1
     assert 0 <= stats["still_identifiable"] <= 1
     assert 0 <= stats["still_fixed_interval_m_vIoU"] <= stats["still_oracle_time_m_vIoU"] <= 1
+    assert 0 <= stats["blind_box_fixed_interval_m_vIoU"] <= stats["blind_box_oracle_time_m_vIoU"] < 0.5
+
+
+def test_blind_box_baseline_by_hand(tmp_path):
+    """Two queries on 4-frame videos: A's GT is [0, 0, 10, 10] on frames 0-1, B's [10, 10, 20, 20] on frames 1-3.
+    The mean GT box is [6, 6, 16, 16]: IoU 16 / 184 = 2/23 with A's box, 36 / 164 = 9/41 with B's; with the GT
+    interval each query's vIoU is that IoU."""
+    rows = []
+    for i, (frames, box) in enumerate([((0, 1), [0, 0, 10, 10]), ((1, 2, 3), [10, 10, 20, 20])]):
+        meta = {"index": i, "still_identifiable": False, "action": {"kind": "move"}}
+        rows.append(
+            {"id": f"q{i}", "task": "stvg", "query": "the square moves.", "video": f"{i}.mp4", "duration": 0.8,
+             "fps": 5.0, "width": 32, "height": 32, "answer": "x", "start": frames[0] / 5, "end": frames[-1] / 5,
+             "boxes": {str(f): box for f in frames}, "meta": meta}
+        )  # fmt: skip
+    path = tmp_path / "records.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    stats = world_stats(path)
+    assert stats["blind_box_oracle_time_m_vIoU"] == pytest.approx((2 / 23 + 9 / 41) / 2)
+    assert 0 < stats["blind_box_fixed_interval_m_vIoU"] < stats["blind_box_oracle_time_m_vIoU"]
+    assert "still_oracle_time_m_vIoU" not in stats  # no scenes.jsonl beside the records
 
 
 # --- files, resume, CLI ---------------------------------------------------------------------------------------------

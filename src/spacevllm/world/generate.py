@@ -312,7 +312,10 @@ def world_stats(records_path: str | os.PathLike) -> dict:
     - ``still_oracle_time_m_vIoU``: m_vIoU of a model that knows the GT interval but, looking at still frames,
       can only pick uniformly among the objects with the caption's static attributes (expected value).
     - ``still_fixed_interval_m_vIoU``: the same pick with the best fixed interval instead of the GT one.
-    The last two need the ``scenes.jsonl`` beside the records (else they are omitted).
+    - ``blind_box_oracle_time_m_vIoU``: m_vIoU of a model that knows the GT interval but never where: the same
+      box on every frame, the mean of the split's GT boxes (pixel xyxy); ``blind_box_fixed_interval_m_vIoU``: that
+      box over the best fixed interval. A model that has not learned to localize scores about these.
+    The two ``still_*`` need the ``scenes.jsonl`` beside the records (else they are omitted).
     """
     path = Path(records_path)
     stvg = [r for r in read_records(path) if r.task == "stvg"]
@@ -330,6 +333,10 @@ def world_stats(records_path: str | os.PathLike) -> dict:
         "still_identifiable": float(np.mean([bool(r.meta["still_identifiable"]) for r in stvg])),
         "motion_only": float(np.mean([r.meta["action"]["kind"] in MOTION_ONLY for r in stvg])),
     }
+    mean_box = np.mean([box for r in stvg for box in r.frame_boxes().values()], axis=0).tolist()
+    blind = {str(f): mean_box for f in range(frames)}
+    stats["blind_box_oracle_time_m_vIoU"] = float(np.mean([_tube_viou(r, blind, None) for r in stvg]))
+    stats["blind_box_fixed_interval_m_vIoU"] = float(np.mean([_tube_viou(r, blind, (a, b)) for r in stvg]))
     scenes_path = path.parent / "scenes.jsonl"
     if scenes_path.is_file():
         scenes = {row["index"]: row for row in map(json.loads, scenes_path.read_text(encoding="utf-8").splitlines())}
@@ -355,24 +362,26 @@ def _best_fixed_interval(gt: np.ndarray, frames: int) -> tuple[tuple[int, int], 
 
 
 def _still_viou(stvg: list[Record], scenes: dict, interval) -> float:
-    from spacevllm.box_ops import elementwise_box_iou
-
-    out = []
+    """Mean over queries of the expected vIoU of a uniform pick among the objects matching the caption's static
+    attributes, each object's exact tube cut to ``interval`` (closed source frames; None: the GT interval)."""
+    per_query = []
     for r in stvg:
         objects = scenes[r.meta["index"]]["objects"]
-        gt = r.frame_boxes()
-        s, e = min(gt), max(gt)
-        a, b = interval or (s, e)
-        union = (b - a + 1) + (e - s + 1) - max(0, min(b, e) - max(a, s) + 1)
-        both = [f for f in range(max(a, s), min(b, e) + 1) if f in gt]
-        per_pick = []
-        for oid in r.meta["static_matches"]:
-            pred = objects[oid]["boxes"]
-            hits = [f for f in both if str(f) in pred]
-            if not hits:
-                per_pick.append(0.0)
-                continue
-            ious = elementwise_box_iou(np.array([pred[str(f)] for f in hits]), np.array([gt[f] for f in hits]))
-            per_pick.append(float(np.sum(ious)) / union)
-        out.append(np.mean(per_pick))
-    return float(np.mean(out))
+        per_query.append(np.mean([_tube_viou(r, objects[i]["boxes"], interval) for i in r.meta["static_matches"]]))
+    return float(np.mean(per_query))
+
+
+def _tube_viou(r: Record, pred: dict[str, list], interval) -> float:
+    """vIoU of predicted boxes ``pred`` (source frame index as a string -> pixel xyxy) kept on the closed frame
+    ``interval`` (None: the GT interval), against the record's GT tube; every source frame counts."""
+    from spacevllm.box_ops import elementwise_box_iou
+
+    gt = r.frame_boxes()
+    s, e = min(gt), max(gt)
+    a, b = interval or (s, e)
+    union = (b - a + 1) + (e - s + 1) - max(0, min(b, e) - max(a, s) + 1)
+    hits = [f for f in range(max(a, s), min(b, e) + 1) if f in gt and str(f) in pred]
+    if not hits:
+        return 0.0
+    ious = elementwise_box_iou(np.array([pred[str(f)] for f in hits], np.float64), np.array([gt[f] for f in hits]))
+    return float(np.sum(ious)) / union
