@@ -1,0 +1,69 @@
+"""Can each model fit a handful of world scenes? A check that the text-coordinate baseline's path works end to end.
+
+The baseline (paper Table 7 row 1, ``world_textcoords.yaml``) writes every box as text, which the inference side
+must generate and parse back (``spacevllm.modeling.text_coords``). Its held-out scores sit at the level of one fixed
+answer for every query (``benchmarks/RESULTS.md``); this script tells a broken path from a model that does not
+generalize: it trains the stage-1 configs of both models (``world_default.yaml`` and ``world_textcoords.yaml``,
+the same model but ``query_mode``) on ``--scenes`` world scenes (STVG + REC, seed 1) for ``--steps`` steps of
+``--batch`` samples and scores them with ``evaluate run`` on those same training records. A path that works
+fits them far above the one-fixed-answer level.
+
+    .venv/bin/python benchmarks/overfit_check.py --out runs/overfit [--scenes 16] [--steps 600] [--batch 8]
+
+Resumable: a model whose ``final/`` exists is not trained again, finished predictions are not recomputed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from spacevllm.engine.evaluate_run import evaluate_run
+from spacevllm.engine.train import load_config, train
+from spacevllm.world import generate_world, world_stats
+
+CONFIGS = Path(__file__).resolve().parents[1] / "src" / "spacevllm" / "configs" / "train"
+MODELS = {"default": "world_default.yaml", "textcoords": "world_textcoords.yaml"}
+
+
+def fit(name: str, records: Path, out: Path, steps: int, batch: int) -> tuple[Path, float]:
+    """Train ``MODELS[name]`` on ``records`` into ``out/name``; (final checkpoint, seconds spent training)."""
+    cfg = load_config(CONFIGS / MODELS[name])
+    cfg.out_dir = str(out / name)
+    cfg.data.train, cfg.data.world = [str(records)], None
+    cfg.data.task_weights = {"stvg": 1, "rec": 1}
+    cfg.optim.max_steps, cfg.optim.batch_size = steps, batch
+    cfg.save_every = steps
+    t0 = time.perf_counter()
+    final = Path(cfg.out_dir) / "final"
+    if not final.is_dir():
+        final = Path(train(cfg, resume=True, progress=False))
+    return final, time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, required=True, help="work folder (world, runs, predictions)")
+    ap.add_argument("--scenes", type=int, default=16, help="world scenes to fit (2 STVG + 1 REC records each)")
+    ap.add_argument("--steps", type=int, default=600)
+    ap.add_argument("--batch", type=int, default=8)
+    args = ap.parse_args()
+    records = generate_world(args.out / "world", n=args.scenes, seed=1, tasks=("stvg", "rec"))
+    stats = world_stats(records)
+    result = {
+        "one_fixed_answer": {
+            "m_tIoU": stats["fixed_interval_m_tIoU"],
+            "m_vIoU": stats["blind_box_fixed_interval_m_vIoU"],
+        }
+    }
+    for name in MODELS:
+        final, seconds = fit(name, records, args.out, args.steps, args.batch)
+        scores = evaluate_run(records, final, args.out / f"{name}-train.jsonl", batch_size=16, progress=False)
+        result[name] = {"train_s": round(seconds, 1), **scores}
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
