@@ -50,7 +50,6 @@ def run(args) -> int:
 
 
 def run_build(args) -> int:
-
     from spacevllm.data.mixture import build_mixture, format_report, load_mixture_config, rebase_media
     from spacevllm.io_utils import check_output, write_json_atomic
     from spacevllm.records import write_records
