@@ -28,18 +28,20 @@ CONFIGS = Path(__file__).resolve().parents[1] / "src" / "spacevllm" / "configs" 
 MODELS = {"default": "world_default.yaml", "textcoords": "world_textcoords.yaml"}
 
 
-def fit(name: str, records: Path, out: Path, steps: int, batch: int) -> tuple[Path, float]:
-    """Train ``MODELS[name]`` on ``records`` into ``out/name``; (final checkpoint, seconds spent training)."""
+def fit(name: str, records: Path, out: Path, steps: int, batch: int) -> tuple[Path, float | None]:
+    """Train ``MODELS[name]`` on ``records`` into ``out/name``; (final checkpoint, seconds spent training, None when
+    an earlier run had already trained it)."""
     cfg = load_config(CONFIGS / MODELS[name])
     cfg.out_dir = str(out / name)
     cfg.data.train, cfg.data.world = [str(records)], None
     cfg.data.task_weights = {"stvg": 1, "rec": 1}
     cfg.optim.max_steps, cfg.optim.batch_size = steps, batch
     cfg.save_every = steps
-    t0 = time.perf_counter()
     final = Path(cfg.out_dir) / "final"
-    if not final.is_dir():
-        final = Path(train(cfg, resume=True, progress=False))
+    if final.is_dir():
+        return final, None
+    t0 = time.perf_counter()
+    final = Path(train(cfg, resume=True, progress=False))
     return final, time.perf_counter() - t0
 
 
@@ -61,7 +63,7 @@ def main() -> None:
     for name in MODELS:
         final, seconds = fit(name, records, args.out, args.steps, args.batch)
         scores = evaluate_run(records, final, args.out / f"{name}-train.jsonl", batch_size=16, progress=False)
-        result[name] = {"train_s": round(seconds, 1), **scores}
+        result[name] = {"train_s": None if seconds is None else round(seconds, 1), **scores}
     print(json.dumps(result, indent=2))
 
 
