@@ -12,6 +12,7 @@ from spacevllm.time_ops import (
     frame_to_time,
     nearest_sampled_index,
     parse_time_range,
+    snap_time_range,
     time_range_to_frame_range,
     time_to_frame,
 )
@@ -180,3 +181,28 @@ def test_frame_range_is_never_empty_and_covers_inside_frames(a, b, times):
 def test_empty_times_raise():
     with pytest.raises(ValueError):
         nearest_sampled_index(1.0, [])
+
+
+# --- section 3.1.2: GT boundaries snapped to the sampled frames' seconds ------------------------------------------
+
+
+def test_snap_time_range_hand_cases():
+    times = np.linspace(0, 19.96, 64)  # the paper's example: 64 frames of a 20 s video, 0.00s, 0.32s, ... 19.96s
+    assert snap_time_range(3.1, 7.9, times) == (float(times[10]), float(times[25]))  # 3.17 s and 7.92 s
+    assert snap_time_range(0.5, 1.5, TIMES) == (0.0, 1.0)  # ties go to the earlier frame
+    assert snap_time_range(2.3, 2.4, TIMES) == (2.0, 2.0)  # shorter than half an interval: one frame
+    assert snap_time_range(3.6, 1.2, TIMES) == (1.0, 4.0)  # a reversed pair is swapped
+    assert snap_time_range(-4, 99, TIMES) == (0.0, 4.0)  # outside the sampled span: the end frames
+    with pytest.raises(ValueError):
+        snap_time_range(1.0, 2.0, [])
+
+
+@given(seconds, seconds, st.lists(seconds, min_size=1, max_size=40))
+def test_snap_time_range_lands_on_the_nearest_sampled_times(a, b, times):
+    times = np.sort(np.array(times))
+    start, end = snap_time_range(a, b, times)
+    assert start in times and end in times
+    assert start <= end
+    lo, hi = min(a, b), max(a, b)
+    assert abs(start - lo) == np.abs(times - lo).min() and abs(end - hi) == np.abs(times - hi).min()
+    assert snap_time_range(start, end, times) == (start, end)  # idempotent

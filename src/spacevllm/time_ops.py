@@ -124,3 +124,18 @@ def _as_times(times) -> np.ndarray:
     if times.size == 0:
         raise ValueError("no sampled frame times")
     return times
+
+
+def snap_time_range(start: float, end: float, times) -> tuple[float, float]:
+    """Section 3.1.2's adjusted boundary: closed ``[start, end]`` seconds -> the sampled frame times nearest to each.
+
+    ``times`` (N,) are the ascending timestamps (seconds) of the sampled frames, the ones the time instruction
+    lists. Each boundary moves to the sampled time closest to it (ties go to the earlier frame, as in
+    :func:`nearest_sampled_index`), so the training answer names times the model was shown. Returns
+    ``(times[i], times[j])`` seconds with ``i <= j`` (a reversed pair is swapped first); a range shorter than half
+    the sampling interval can collapse onto one frame (``start == end``). Snapping a snapped range changes nothing.
+    Training targets only: evaluation compares predictions with the raw ground truth.
+    """
+    times = _as_times(times)
+    start, end = min(start, end), max(start, end)
+    return float(times[nearest_sampled_index(start, times)]), float(times[nearest_sampled_index(end, times)])

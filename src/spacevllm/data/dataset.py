@@ -7,7 +7,8 @@ One :class:`UniSTGDataset` item is a dict
 - ``image``     (H, W, 3) uint8 (image tasks, REC) or None
 - ``times``     (N,) float64 seconds of the sampled frames (LLaVA-Video uniform sampling)
 - ``duration``  seconds
-- ``query``, ``answer``  text (``answer`` of a grounding record defaults to the canonical time range text)
+- ``query``, ``answer``  text (``answer`` of a grounding record defaults to the canonical time range text of its GT
+  range snapped to the sampled frames' seconds, section 3.1.2)
 - ``prompt``    the record's instruction template (``meta["prompt"]``, see :mod:`spacevllm.data.prompts`) or None
 - ``target_boxes`` (N_q, 4) float32 normalized cxcywh: one per sampled frame (N_q = N) or one for an image
 - ``box_mask``  (N_q,) bool: the sampled frame lies in the closed GT interval ``[start, end]`` seconds *and*
@@ -31,7 +32,7 @@ from spacevllm.box_ops import pixel_xyxy_to_norm_cxcywh
 from spacevllm.data.prompts import QUERY
 from spacevllm.errors import InputFileError, SpaceVLLMError
 from spacevllm.records import Record, read_records, resolve_media
-from spacevllm.time_ops import format_time_range
+from spacevllm.time_ops import format_time_range, snap_time_range
 from spacevllm.video import read_image, sample_frames
 
 GROUNDING = ("stvg", "vtg")
@@ -104,15 +105,21 @@ class UniSTGDataset:
         return _item(record, None, image, np.zeros(1), 0.0, answer, boxes, mask)
 
     def _answer(self, record: Record, times, boxes, mask) -> str | None:
+        """The training answer. A grounding record's time range is snapped to the sampled frames' seconds (paper
+        section 3.1.2, :func:`~spacevllm.time_ops.snap_time_range`) when the record has no answer or its answer is
+        the canonical text of its own raw range; any other answer text is kept. Masks stay on the raw GT range."""
         if record.task not in GROUNDING or record.start is None:
             return record.answer
+        start, end = snap_time_range(record.start, record.end, times)
         if self.text_coords and record.task == "stvg":
             from spacevllm.box_ops import box_cxcywh_to_xyxy
             from spacevllm.modeling.text_coords import format_answer
 
             sel = np.flatnonzero(mask)
-            return format_answer(record.start, record.end, times[sel], box_cxcywh_to_xyxy(boxes[sel]))
-        return record.answer or format_time_range(record.start, record.end)
+            return format_answer(start, end, times[sel], box_cxcywh_to_xyxy(boxes[sel]))
+        if record.answer and record.answer != format_time_range(record.start, record.end):
+            return record.answer
+        return format_time_range(start, end)
 
 
 def _item(record, video, image, times, duration, answer, boxes, mask, time_mask=None) -> dict:
