@@ -180,11 +180,11 @@ def test_lean_grounding_equals_full_logits_generation_and_decoding(default_model
     from spacevllm.video import sample_frames
 
     model, processor, video, query = default_model
-    model.config.time_source = time_source
+    shipped, model.config.time_source = model.config.time_source, time_source
     try:
         tube, shapes = lm_head_inputs(model, lambda: ground(model, processor, video, query))
     finally:
-        model.config.time_source = "pointer"
+        model.config.time_source = shipped
     assert shapes and all(s[:2] == (1, 1) for s in shapes)  # one position per call, from the prefill on
     assert len(shapes) == 1 if time_source == "pointer" else len(shapes) > 1  # the prefill (+ the decode steps)
 
