@@ -5,7 +5,8 @@
             + lambda_pointer * L_pointer    (CPU-scale auxiliary, 0 in the paper; :mod:`.modeling.temporal_pointer`)
 
 Boxes are normalized cxcywh (B, N_q, 4); ``box_mask`` (B, N_q) marks the frames inside the ground-truth range that
-have a box, so only those enter L_space. L_time is the autoregressive cross-entropy on the answer text.
+have a box, so only those enter L_space. L_time is the autoregressive cross-entropy on the answer text, from
+logits at the positions that predict an answer token only (:func:`answer_targets`), never over the whole sequence.
 """
 
 from __future__ import annotations
@@ -27,14 +28,26 @@ def loss_weights(config) -> dict[str, float]:
     }
 
 
-def time_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """L_time: next-token CE; logits (B, L, V), labels (B, L) with -100 outside the answer."""
-    shift_logits, shift_labels = logits[:, :-1].float(), labels[:, 1:]
-    if (shift_labels != -100).sum() == 0:
-        return shift_logits.sum() * 0.0
-    return F.cross_entropy(
-        shift_logits.reshape(-1, shift_logits.shape[-1]), shift_labels.reshape(-1), ignore_index=-100
-    )
+def answer_targets(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Where L_time reads logits: labels (B, L), -100 outside the answer -> positions (B, L) bool, targets (N,).
+
+    Position p is selected when ``labels[:, p + 1] != -100`` (the state at p predicts token p + 1; the last
+    position never is); ``targets`` are those next tokens in row-major (sample, position) order. The model applies
+    ``lm_head`` to ``hidden[positions]`` only, so no (B, L, V) logits are built in training.
+    """
+    following = F.pad(labels[:, 1:], (0, 1), value=-100)
+    positions = following != -100
+    return positions, following[positions]
+
+
+def time_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """L_time: next-token CE averaged over the answer tokens. logits (N, V) at the :func:`answer_targets`
+    positions, targets (N,). Computed in float32 (only the (N, V) selection is cast); N = 0 gives a 0 that still
+    backprops. Equals the CE of full (B, L, V) logits shifted by one with -100 ignored."""
+    logits = logits.float()
+    if targets.numel() == 0:
+        return logits.sum() * 0.0
+    return F.cross_entropy(logits, targets.to(logits.device))
 
 
 def space_losses(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -72,12 +85,13 @@ def pointer_loss(time_logits: torch.Tensor, time_mask: torch.Tensor) -> torch.Te
 
 
 def spacevllm_loss(
-    config, logits, labels=None, pred_boxes=None, target_boxes=None, box_mask=None, time_logits=None, time_mask=None
+    config, logits, targets=None, pred_boxes=None, target_boxes=None, box_mask=None, time_logits=None, time_mask=None
 ):
     """Total loss (eq. 6) and the dict of named terms: loss_time, loss_l1, loss_giou, loss_space (+ loss_pointer
-    when the config has a pointer)."""
+    when the config has a pointer). ``logits`` (N, V) and ``targets`` (N,) as in :func:`time_loss`; without
+    ``targets`` (no answer text) ``logits`` may have any shape and loss_time is a 0 on them."""
     w = loss_weights(config)
-    terms = {"loss_time": time_loss(logits, labels) if labels is not None else logits.sum() * 0.0}
+    terms = {"loss_time": time_loss(logits, targets) if targets is not None else logits.sum() * 0.0}
     if pred_boxes is not None and target_boxes is not None and box_mask is not None:
         n = min(pred_boxes.shape[1], target_boxes.shape[1])
         terms.update(space_losses(pred_boxes[:, :n], target_boxes[:, :n], box_mask[:, :n]))

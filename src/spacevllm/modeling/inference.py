@@ -203,7 +203,7 @@ def ground_image(model, processor, image, expression: str, **generate_kwargs) ->
             return np.zeros(4)
         return np.clip(denormalize_xyxy(np.asarray(box, np.float64), width, height), 0, [width, height] * 2)
     with torch.no_grad():
-        out = model(**_model_inputs(inputs), use_cache=False)
+        out = model(**_model_inputs(inputs), use_cache=False, logits_to_keep=1)
         boxes = model.decode_boxes(
             out.last_hidden_state, inputs["input_ids"], inputs["caption_mask"], out.patch_features
         )
@@ -296,7 +296,8 @@ def _position_ids(attention_mask: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def _prefill(model, inputs: dict) -> _Prefill:
-    """One forward over the prompt minus its last token; keeps the last-layer hidden states and the cache."""
+    """One forward over the prompt minus its last token; keeps the last-layer hidden states and the cache.
+    Its logits are never read (``generate`` feeds the last prompt token itself): ``lm_head`` runs on one position."""
     mask = inputs["attention_mask"]
     head = {k: v for k, v in _model_inputs(inputs).items() if k not in ("input_ids", "attention_mask")}
     out = model(
@@ -304,6 +305,7 @@ def _prefill(model, inputs: dict) -> _Prefill:
         attention_mask=mask[:, :-1],
         position_ids=_position_ids(mask)[:, :-1],
         use_cache=True,
+        logits_to_keep=1,
         **head,
     )
     return _Prefill(out.last_hidden_state, _cache_of(out), out.patch_features)
@@ -317,7 +319,9 @@ def _cache_of(out):
 @torch.no_grad()
 def _generate(model, processor, inputs: dict, max_new_tokens: int, cache=None, **generate_kwargs) -> list[str]:
     """Greedy answers (special tokens removed). With ``cache`` (a prefill of the prompt minus its last token)
-    no pixel input is passed again: ``generate`` feeds only the last prompt token before decoding."""
+    no pixel input is passed again: ``generate`` feeds only the last prompt token before decoding. ``generate``
+    passes ``logits_to_keep=1`` to the forward (transformers' convention), so every step computes logits at the
+    last position only; a ``logits_to_keep`` in ``generate_kwargs`` overrides that (0 = all positions)."""
     tokenizer = processor.tokenizer
     kwargs = dict(
         input_ids=inputs["input_ids"],

@@ -28,7 +28,7 @@ from transformers.models.llava_onevision.modeling_llava_onevision import (
 )
 from transformers.utils import ModelOutput
 
-from spacevllm.losses import spacevllm_loss
+from spacevllm.losses import answer_targets, spacevllm_loss
 from spacevllm.modeling.configuration import SpaceVLLMConfig
 from spacevllm.modeling.space_decoder import QueryGuidedSpaceDecoder
 from spacevllm.modeling.temporal_pointer import TemporalPointer, next_positions
@@ -36,10 +36,15 @@ from spacevllm.modeling.temporal_pointer import TemporalPointer, next_positions
 
 @dataclass
 class SpaceVLLMOutput(ModelOutput):
-    """loss (scalar), loss_dict (named terms), logits (B, L, V), pred_boxes (B, N_q, 4) normalized cxcywh or None,
+    """loss (scalar), loss_dict (named terms), logits (see below), pred_boxes (B, N_q, 4) normalized cxcywh or None,
     time_logits (B, N_v, 2) pointer start/end logits or None, last_hidden_state (B, L, D), cache (KV cache),
     patch_features (B, N_v, P*P, D) the frames' unpooled patch features with ``fine_anchor`` (else None), for a
-    later ``decode_boxes`` on this pass's hidden states."""
+    later ``decode_boxes`` on this pass's hidden states.
+
+    ``logits`` depend on the call: without labels (B, L, V), or (B, k, V) at the last k positions with
+    ``logits_to_keep=k`` (``generate`` passes 1); with labels or target boxes (training) (N, V) at the N positions
+    whose next token is labelled, in row-major (sample, position) order (:func:`spacevllm.losses.answer_targets`;
+    N = 0 without labels), because training never builds (B, L, V) logits (64 frames: ~13k positions x 152k)."""
 
     loss: torch.Tensor | None = None
     logits: torch.Tensor | None = None
@@ -119,7 +124,9 @@ class SpaceVLLMForConditionalGeneration(LlavaOnevisionForConditionalGeneration):
         """Shapes: input_ids (B, L); pixel_values_videos (B, N_v, C, H, W) (an image is a 1-frame video);
         caption_mask (B, L) bool; labels (B, L) with -100 outside the answer; target_boxes (B, N_q, 4) normalized
         cxcywh; box_mask (B, N_q) bool; time_mask (B, N_v) bool, sampled frames inside the GT range (pointer loss).
-        Boxes (and pointer logits) are decoded only when caption_mask is given (training, prefill)."""
+        Boxes (and pointer logits) are decoded only when caption_mask is given (training, prefill). ``lm_head`` runs
+        only where logits are used (:meth:`lean_logits`): in training at the answer positions, else at the last
+        ``logits_to_keep`` positions (0 = all)."""
         kwargs.pop("pixel_values", None), kwargs.pop("image_sizes", None), kwargs.pop("return_dict", None)
         out = self.model(
             input_ids=input_ids,
@@ -132,8 +139,9 @@ class SpaceVLLMForConditionalGeneration(LlavaOnevisionForConditionalGeneration):
         )
         hidden = out.last_hidden_state
         patches = self._take_patch_features(pixel_values_videos)
-        keep = slice(-logits_to_keep, None) if logits_to_keep else slice(None)
-        logits = self.lm_head(hidden[:, keep])
+        if labels is None and target_boxes is not None:  # a loss without answer text: loss_time is a 0
+            labels = torch.full(hidden.shape[:2], -100, dtype=torch.long, device=hidden.device)
+        logits, targets = self.lean_logits(hidden, labels, logits_to_keep)
         pred_boxes = time_logits = None
         if caption_mask is not None and self.config.query_mode != "none" and input_ids is not None:
             pred_boxes = self.decode_boxes(hidden, input_ids, caption_mask, patches)
@@ -142,10 +150,22 @@ class SpaceVLLMForConditionalGeneration(LlavaOnevisionForConditionalGeneration):
         loss = loss_dict = None
         if labels is not None or target_boxes is not None:
             loss, loss_dict = spacevllm_loss(
-                self.config, logits, labels, pred_boxes, target_boxes, box_mask, time_logits, time_mask
+                self.config, logits, targets, pred_boxes, target_boxes, box_mask, time_logits, time_mask
             )
         cache = getattr(out, "cache", None)
         return SpaceVLLMOutput(loss, logits, cache, hidden, pred_boxes, loss_dict, time_logits, patches)
+
+    def lean_logits(self, hidden, labels=None, logits_to_keep: int = 0):
+        """``lm_head`` only where logits are needed: hidden (B, L, D) -> (logits, targets).
+
+        With labels (B, L): logits (N, V) at the positions that predict an answer token and their targets (N,)
+        (:func:`spacevllm.losses.answer_targets`). Without: logits (B, L, V), or (B, k, V) for the last
+        ``logits_to_keep`` = k positions, and targets None."""
+        if labels is not None:
+            positions, targets = answer_targets(labels.to(hidden.device))
+            return self.lm_head(hidden[positions]), targets
+        keep = slice(-logits_to_keep, None) if logits_to_keep else slice(None)
+        return self.lm_head(hidden[:, keep]), None
 
     def _take_patch_features(self, pixel_values_videos) -> torch.Tensor | None:
         """(B, N_v, P*P, D) unpooled patch features of this forward's frames (``fine_anchor``), else None."""
