@@ -43,6 +43,9 @@ def _check_fps(fps: float) -> None:
         raise ValueError(f"fps must be positive, got {fps!r}")
 
 
+ANSWER_TIME_STEP = 0.1  # seconds: format_time_range writes one decimal
+
+
 def format_time_range(start: float, end: float) -> str:
     """Canonical answer text for the closed range ``[start, end]`` seconds: ``"from 2.5 to 7.0 seconds"``.
 

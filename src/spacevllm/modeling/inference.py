@@ -37,7 +37,7 @@ from spacevllm.box_ops import denormalize_xyxy, norm_cxcywh_to_pixel_xyxy
 from spacevllm.errors import SpaceVLLMError
 from spacevllm.modeling import text_coords
 from spacevllm.modeling.temporal_pointer import best_span
-from spacevllm.time_ops import format_time_range, parse_time_range, time_range_to_frame_range
+from spacevllm.time_ops import ANSWER_TIME_STEP, format_time_range, parse_time_range, time_range_to_frame_range
 from spacevllm.tube import Tube
 from spacevllm.video import SampledFrames, sample_frames
 
@@ -364,10 +364,14 @@ def _pointed_spans(model, inputs: dict, hidden: torch.Tensor, samples: list[Samp
 
 
 def _frames_in_range(start: float, end: float, times: np.ndarray) -> np.ndarray:
-    """Indices of the sampled frames whose time lies in the closed ``[start, end]`` seconds (1e-6 s slack)."""
-    first, last = time_range_to_frame_range(start, end, times)
+    """Indices of the sampled frames whose time lies in the closed ``[start, end]`` seconds read from an answer.
+
+    Answers name sampled frame times rounded to ``ANSWER_TIME_STEP`` (training snaps the range to the frames,
+    section 3.1.2, then writes one decimal), so a frame within half a step of a boundary belongs to the range."""
+    slack = ANSWER_TIME_STEP / 2 + 1e-6
+    first, last = time_range_to_frame_range(start - slack, end + slack, times)
     j = np.arange(first, last)
-    return j[(times[j] >= start - 1e-6) & (times[j] <= end + 1e-6)]
+    return j[(times[j] >= start - slack) & (times[j] <= end + slack)]
 
 
 def _no_range(text: str) -> Tube:
