@@ -70,7 +70,7 @@ def _load_tokenizer(src: Path):
 def _pixel_stats(src: Path) -> tuple[list, list]:
     """(image_mean, image_std) from the source's preprocessor config, SigLIP's 0.5 / 0.5 when absent."""
     path = src / "preprocessor_config.json"
-    meta = llava_next.read_config(path) if path.is_file() else {}
+    meta = llava_next.read_json(path) if path.is_file() else {}
     return meta.get("image_mean", [0.5] * 3), meta.get("image_std", [0.5] * 3)
 
 
@@ -100,7 +100,7 @@ def convert_checkpoint(
         raise SpaceVLLMError(f"{src}: source checkpoint folder not found")
     if not (src / "config.json").is_file():
         raise SpaceVLLMError(f"{src}: not a checkpoint folder (no config.json)")
-    raw = llava_next.read_config(src / "config.json")
+    raw = llava_next.read_json(src / "config.json")
     fmt = detect_format(src, raw, source_format)
     tokenizer = _load_tokenizer(src)
     n_source = len(tokenizer)  # the rows the source was trained with, before any token is added

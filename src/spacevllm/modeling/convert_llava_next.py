@@ -55,6 +55,12 @@ def weight_shapes(src: Path) -> dict[str, list[int]]:
     from safetensors import safe_open
 
     files = sorted(src.glob("*.safetensors"))
+    index = src / "model.safetensors.index.json"
+    if index.is_file():
+        listed = sorted(set(read_json(index).get("weight_map", {}).values()))
+        files = [src / name for name in listed]
+        if absent := [p.name for p in files if not p.is_file()]:
+            raise SpaceVLLMError(f"{index}: shard {absent[0]} not found")
     if not files:
         raise SpaceVLLMError(f"{src}: no *.safetensors weights")
     shapes = {}
@@ -137,14 +143,14 @@ def video_layout(raw: dict, where: str) -> dict:
     return dict(pool_stride=2, frame_pool_mode=mode, newline_position=position)
 
 
-def read_config(path: Path) -> dict:
-    """config.json as a dict, or a one-line error naming the file."""
+def read_json(path: Path) -> dict:
+    """A JSON object file (config.json, an index) as a dict, or a one-line error naming the file."""
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as err:
-        raise SpaceVLLMError(f"{path}: not a valid config file ({str(err).splitlines()[0]})") from None
+        raise SpaceVLLMError(f"{path}: not a valid JSON file ({str(err).splitlines()[0]})") from None
     if not isinstance(raw, dict):
-        raise SpaceVLLMError(f"{path}: not a valid config file (not a JSON object)")
+        raise SpaceVLLMError(f"{path}: not a valid JSON file (not a JSON object)")
     return raw
 
 
