@@ -158,11 +158,14 @@ def test_transformers_layout_source_gives_the_reference_logits(tmp_path):
     torch.testing.assert_close(got[..., :n_tok], want[..., :n_tok])
 
 
-def test_llava_video_layout_rows_end_with_a_newline(tmp_path):
+def test_llava_video_layout_rows_end_with_a_newline(tmp_path, capsys):
     """LLaVA-Video-7B's training layout ("grid"): each frame pooled (here "average": 5x5 -> 2x2, floor) and a newline
     after every row, as LLaVA-NeXT's get_2dPool + add_token_per_grid; no newline after the video."""
     layout = LLAVA_VIDEO_7B | {"mm_spatial_pool_mode": "average"}
     _, model, processor, _ = convert(tmp_path, layout)
+    assert "average pooling, stride 2 -> 4 patch tokens per frame, newline_position grid -> 6 tokens per frame\n" in (
+        capsys.readouterr().out
+    )
     cfg = model.config
     assert (cfg.frame_pool_mode, cfg.newline_position, cfg.pool_stride, cfg.pooled_grid) == ("average", "grid", 2, 2)
     assert cfg.frame_placeholders == 6 and cfg.video_newlines == 0

@@ -65,5 +65,20 @@ def run(args) -> int:
         if args.num_frames < 1:
             raise SpaceVLLMError("--num-frames must be >= 1")
         out = convert_checkpoint(args.source, args.out, args.num_frames, args.query_mode, args.source_format)
+        print(layout_line(out))
     print(f"wrote SpaceVLLM checkpoint to {out}")
     return 0
+
+
+def layout_line(folder) -> str:
+    """One line naming the dtype and video token layout a converted checkpoint got (docs/checkpoints.md)."""
+    from spacevllm.modeling import SpaceVLLMConfig
+
+    c = SpaceVLLMConfig.from_pretrained(folder)
+    pool = "no" if c.pool_stride == 1 else c.frame_pool_mode or {2: "bilinear", 4: "average"}[c.pool_stride]
+    dtype = str(c.dtype).removeprefix("torch.")
+    return (
+        f"dtype {dtype}; video layout: {pool} pooling, stride {c.pool_stride} -> {c.tokens_per_frame} patch tokens "
+        f"per frame, newline_position {c.newline_position} -> {c.frame_placeholders} tokens per frame"
+        f"{' + 1 per video' if c.video_newlines else ''}"
+    )
