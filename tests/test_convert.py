@@ -198,3 +198,19 @@ def test_convert_keeps_the_dtype_and_initialises_only_the_space_head(tmp_path, m
     head = {k: v for k, v in state.items() if k.startswith("space_decoder.")}
     assert head and all(v.float().abs().sum() > 0 for k, v in head.items() if k.endswith("weight"))
     assert 0 < sum(drawn) <= sum(v.numel() for v in head.values())
+
+
+def test_convert_reads_the_vision_model_prefix_of_older_transformers_folders(tmp_path):
+    """Folders saved by transformers 4.x (the llava-hf releases) name the SigLIP weights vision_tower.vision_model.*."""
+    from safetensors.torch import load_file, save_file
+
+    src = build_tiny_checkpoint(tmp_path / "src", spacevllm=False, image_size=32, patch_size=8)
+    state = load_file(src / "model.safetensors")
+    old = {k.replace("vision_tower.", "vision_tower.vision_model.", 1): v for k, v in state.items()}
+    assert old.keys() != state.keys()
+    save_file(old, src / "model.safetensors", metadata={"format": "pt"})
+    assert main(["convert", "--source", str(src), "--out", str(tmp_path / "dst"), "--num-frames", "4"]) == 0
+    source = LlavaOnevisionForConditionalGeneration.from_pretrained(src).state_dict()
+    model = SpaceVLLMForConditionalGeneration.from_pretrained(tmp_path / "dst").state_dict()
+    for name, value in source.items():
+        assert torch.equal(model[name][: value.shape[0]], value), name

@@ -13,8 +13,8 @@ is initialised and model, tokenizer and processor files are saved.
 Memory: transformers loads the source weights straight into the SpaceVLLM class (``from_pretrained`` with a key
 map), in the source's own dtype, memory-mapped from its safetensors; nothing is initialised twice (only the new
 parts: the space head, and ``image_newline`` for a LLaVA-NeXT layout that never uses it). The output is written in
-that dtype. Peak RSS is about 1.15x the source's size on disk (benchmarks/RESULTS.md). The output folder is written
-under a temporary name and renamed when complete.
+that dtype. Peak RSS is about 1.25x the source's size on disk at 0.5B (benchmarks/RESULTS.md). The output folder
+is written under a temporary name and renamed when complete.
 """
 
 from __future__ import annotations
