@@ -121,3 +121,96 @@ def test_pool_stride_4_averages_4x4_blocks(tmp_path):
     grid = features.reshape(3, 8, 8, 5)
     torch.testing.assert_close(pooled[:, 1], grid[:, 0:4, 4:8].mean(dim=(1, 2)))  # row 0, column 1
     torch.testing.assert_close(pooled[:, 2], grid[:, 4:8, 0:4].mean(dim=(1, 2)))  # row 1, column 0
+
+
+SPARE = 16  # spare embedding rows beyond the tokenizer, as Qwen2's (152,064 rows for ~151,650 tokens at 7B)
+
+
+def _source_with_spare_rows(path, dtype=torch.float32):
+    """Tiny LLaVA-OneVision whose embeddings have SPARE rows beyond its tokenizer, those rows filled with 100."""
+    from transformers import LlavaOnevisionConfig
+
+    from spacevllm.modeling.tiny import build_tokenizer, tiny_llava_config
+
+    tokenizer = build_tokenizer()
+    kw = tiny_llava_config(tokenizer)
+    kw["text_config"]["vocab_size"] = len(tokenizer) + SPARE
+    model = LlavaOnevisionForConditionalGeneration(LlavaOnevisionConfig(**kw)).to(dtype)
+    with torch.no_grad():
+        for emb in (model.get_input_embeddings().weight, model.get_output_embeddings().weight):
+            emb[len(tokenizer) :] = 100.0
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path, len(tokenizer)
+
+
+def test_query_rows_are_the_mean_of_the_tokenizer_rows_not_of_the_spare_rows(tmp_path):
+    src, n_tok = _source_with_spare_rows(tmp_path / "src")
+    assert main(["convert", "--source", str(src), "--out", str(tmp_path / "dst"), "--num-frames", "4"]) == 0
+    source = LlavaOnevisionForConditionalGeneration.from_pretrained(src)
+    model = SpaceVLLMForConditionalGeneration.from_pretrained(tmp_path / "dst")
+    ids = model.config.query_token_ids
+    assert ids == list(range(n_tok, n_tok + 5))  # inside the spare rows: no resize
+    for get in ("get_input_embeddings", "get_output_embeddings"):
+        old, new = getattr(source, get)().weight, getattr(model, get)().weight
+        assert new.shape == old.shape
+        mean = old[:n_tok].mean(0)
+        assert not torch.allclose(old.mean(0), mean)  # the spare rows would change the mean
+        torch.testing.assert_close(new[ids], mean.expand(5, -1))
+        torch.testing.assert_close(new[:n_tok], old[:n_tok], rtol=0, atol=0)
+        assert (new[n_tok + 5 :] == 100.0).all()  # spare rows no token uses are left alone
+
+
+def test_query_rows_are_the_mean_when_the_embeddings_must_grow(tmp_path):
+    src = build_tiny_checkpoint(tmp_path / "src", spacevllm=False, image_size=32, patch_size=8)
+    assert main(["convert", "--source", str(src), "--out", str(tmp_path / "dst"), "--num-frames", "4"]) == 0
+    old = LlavaOnevisionForConditionalGeneration.from_pretrained(src).get_output_embeddings().weight
+    new = SpaceVLLMForConditionalGeneration.from_pretrained(tmp_path / "dst").get_output_embeddings().weight
+    assert new.shape[0] == old.shape[0] + 5
+    torch.testing.assert_close(new[old.shape[0] :], old.mean(0).expand(5, -1))
+
+
+def test_convert_keeps_the_dtype_and_initialises_only_the_space_head(tmp_path, monkeypatch):
+    """bf16 in, bf16 out; every source weight bit-identical; the only random initialisation is the space head's."""
+    from safetensors import safe_open
+
+    src, n_tok = _source_with_spare_rows(tmp_path / "src", torch.bfloat16)
+    drawn = []  # elements of real (not meta-device) tensors filled by a random initialiser during the conversion
+    for name in ("normal_", "uniform_"):
+        original = getattr(torch.Tensor, name)
+
+        def record(self, *args, _original=original, **kwargs):
+            drawn.append(0 if self.is_meta else self.numel())
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(torch.Tensor, name, record)
+    assert main(["convert", "--source", str(src), "--out", str(tmp_path / "dst"), "--num-frames", "4"]) == 0
+    monkeypatch.undo()
+    with safe_open(tmp_path / "dst" / "model.safetensors", framework="pt") as f:
+        assert {f.get_slice(k).get_dtype() for k in f.keys()} == {"BF16"}
+    source = LlavaOnevisionForConditionalGeneration.from_pretrained(src).state_dict()
+    model = SpaceVLLMForConditionalGeneration.from_pretrained(tmp_path / "dst")
+    assert model.dtype == torch.bfloat16
+    state = model.state_dict()
+    for name, value in source.items():
+        rows = slice(0, n_tok) if "embed_tokens" in name or "lm_head" in name else slice(None)
+        assert torch.equal(state[name][rows], value[rows]), name
+    head = {k: v for k, v in state.items() if k.startswith("space_decoder.")}
+    assert head and all(v.float().abs().sum() > 0 for k, v in head.items() if k.endswith("weight"))
+    assert 0 < sum(drawn) <= sum(v.numel() for v in head.values())
+
+
+def test_convert_reads_the_vision_model_prefix_of_older_transformers_folders(tmp_path):
+    """Folders saved by transformers 4.x (the llava-hf releases) name the SigLIP weights vision_tower.vision_model.*."""
+    from safetensors.torch import load_file, save_file
+
+    src = build_tiny_checkpoint(tmp_path / "src", spacevllm=False, image_size=32, patch_size=8)
+    state = load_file(src / "model.safetensors")
+    old = {k.replace("vision_tower.", "vision_tower.vision_model.", 1): v for k, v in state.items()}
+    assert old.keys() != state.keys()
+    save_file(old, src / "model.safetensors", metadata={"format": "pt"})
+    assert main(["convert", "--source", str(src), "--out", str(tmp_path / "dst"), "--num-frames", "4"]) == 0
+    source = LlavaOnevisionForConditionalGeneration.from_pretrained(src).state_dict()
+    model = SpaceVLLMForConditionalGeneration.from_pretrained(tmp_path / "dst").state_dict()
+    for name, value in source.items():
+        assert torch.equal(model[name][: value.shape[0]], value), name

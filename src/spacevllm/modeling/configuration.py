@@ -9,6 +9,8 @@ from transformers import LlavaOnevisionConfig
 
 QUERY_MODES = ("interleaved", "appended", "none")
 TIME_SOURCES = ("text", "pointer")
+FRAME_POOL_MODES = (None, "bilinear", "average", "max")
+NEWLINE_POSITIONS = ("one_token", "grid", "frame", "no_token")
 
 
 def query_token(i: int) -> str:
@@ -33,6 +35,15 @@ class SpaceVLLMConfig(LlavaOnevisionConfig):
                           bilinear pooling (the paper's setting, 729 -> 196 tokens at 384/14); 1 keeps every patch;
                           4 (CPU scale) averages 4x4 patches, so that 4 px patches of a 64 px frame give the LLM the
                           same 16 tokens per frame as 16 px patches.
+    frame_pool_mode       how that pooling is done (LLaVA-NeXT's ``mm_spatial_pool_mode``): None (default) keeps the
+                          stride's own: bilinear for 2 (transformers' ``apply_pooling``), 4x4 averages keeping partial
+                          blocks for 4; "bilinear" resizes the grid to ceil(side / stride); "average" / "max" are
+                          ``avg_pool2d`` / ``max_pool2d`` with kernel = stride (floor: 27 -> 13 at stride 2), as
+                          LLaVA-NeXT's ``get_2dPool``.
+    newline_position      where the learned ``image_newline`` feature goes in a video (LLaVA-NeXT's
+                          ``mm_newline_position``): "one_token" (default; transformers' LLaVA-OneVision: one after the
+                          last frame), "grid" (one after every row of every frame), "frame" (one after every frame),
+                          "no_token" (none). docs/checkpoints.md says which checkpoint was trained with which.
 
     CPU-scale deviations (all off for real checkpoints; on for the small from-scratch world model, because
     shared/notes/cpu-probe.md measured that without them a ~1M-parameter model never leaves guessing level):
@@ -56,6 +67,8 @@ class SpaceVLLMConfig(LlavaOnevisionConfig):
     lambda_giou: float = 1.0
     space_head_layers: int = 3
     pool_stride: int = 2
+    frame_pool_mode: str | None = None
+    newline_position: str = "one_token"
     motion_input: bool = False
     decoder_residual: bool = False
     box_anchor: bool = False
@@ -67,6 +80,10 @@ class SpaceVLLMConfig(LlavaOnevisionConfig):
         super().__post_init__(**kwargs)
         if self.pool_stride not in (1, 2, 4):
             raise ValueError(f"pool_stride must be 1, 2 or 4, got {self.pool_stride!r}")
+        if self.frame_pool_mode not in FRAME_POOL_MODES:
+            raise ValueError(f"frame_pool_mode must be one of {FRAME_POOL_MODES}, got {self.frame_pool_mode!r}")
+        if self.newline_position not in NEWLINE_POSITIONS:
+            raise ValueError(f"newline_position must be one of {NEWLINE_POSITIONS}, got {self.newline_position!r}")
         if self.query_mode not in QUERY_MODES:
             raise ValueError(f"query_mode must be one of {QUERY_MODES}, got {self.query_mode!r}")
         if self.time_source not in TIME_SOURCES:
@@ -80,10 +97,30 @@ class SpaceVLLMConfig(LlavaOnevisionConfig):
 
     @property
     def pooled_grid(self) -> int:
-        """Side of the pooled patch grid: ceil((image_size / patch_size) / pool_stride) (LLaVA-OneVision: 2x2)."""
-        return math.ceil((self.vision_config.image_size // self.vision_config.patch_size) / self.pool_stride)
+        """Side of the pooled patch grid: ceil(side / pool_stride) (LLaVA-OneVision: 27 -> 14), floor for the
+        "average" / "max" pool modes (27 -> 13); side = image_size / patch_size."""
+        side = self.vision_config.image_size // self.vision_config.patch_size
+        if self.frame_pool_mode in ("average", "max"):
+            return side // self.pool_stride
+        return math.ceil(side / self.pool_stride)
 
     @property
     def tokens_per_frame(self) -> int:
-        """S in eq. 1: visual tokens per frame after pooling (196 for SigLIP-384/14)."""
+        """S in eq. 1: visual (patch) tokens per frame after pooling (196 for SigLIP-384/14), newlines not counted."""
         return self.pooled_grid**2
+
+    @property
+    def frame_placeholders(self) -> int:
+        """Placeholder tokens per frame in the LLM sequence: S, plus one newline per row ("grid") or per frame."""
+        return frame_placeholders(self.tokens_per_frame, self.newline_position)
+
+    @property
+    def video_newlines(self) -> int:
+        """Newline features after a video's last frame: 1 for "one_token", else 0."""
+        return int(self.newline_position == "one_token")
+
+
+def frame_placeholders(tokens_per_frame: int, newline_position: str) -> int:
+    """Placeholders per frame for S = ``tokens_per_frame`` patch tokens (a square grid) in a layout."""
+    extra = {"grid": math.isqrt(tokens_per_frame), "frame": 1}.get(newline_position, 0)
+    return tokens_per_frame + extra

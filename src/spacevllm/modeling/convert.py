@@ -1,14 +1,24 @@
 """LLaVA-OneVision / LLaVA-Video checkpoint -> SpaceVLLM checkpoint.
 
-Adds the N_v + 1 query tokens ``<r_0>..<r_Nv>`` to the tokenizer, grows the input and output embeddings (new rows
-start at the mean of the existing rows, so the LLM's behaviour on old tokens is untouched), copies every weight of
-the source under the same names, initializes the space head (eq. 4) and saves model, tokenizer and processor
-files. The output folder is written under a temporary name and renamed when complete.
+Two source formats, told apart by config.json (docs/checkpoints.md): transformers' ``llava_onevision`` folder and
+LLaVA-NeXT's own ``llava_qwen`` folder (LLaVA-Video-7B-Qwen2 is released so; :mod:`.convert_llava_next` maps its
+names, config and video token layout).
+
+Adds the N_v + 1 query tokens ``<r_0>..<r_Nv>`` (and, for LLaVA-NeXT, ``<image>`` / ``<video>``) to the tokenizer.
+Their input and output embedding rows start at the mean of the rows of the source tokenizer's own tokens (rows
+0..len(source tokenizer)-1; Qwen2's spare rows beyond them are never read), so the LLM's behaviour on old tokens
+is untouched; the embeddings grow only when the new ids do not fit in the spare rows. Then the space head (eq. 4)
+is initialised and model, tokenizer and processor files are saved.
+
+Memory: transformers loads the source weights straight into the SpaceVLLM class (``from_pretrained`` with a key
+map), in the source's own dtype, memory-mapped from its safetensors; nothing is initialised twice (only the new
+parts: the space head, and ``image_newline`` for a LLaVA-NeXT layout that never uses it). The output is written in
+that dtype. Peak RSS is about 1.25x the source's size on disk at 0.5B (benchmarks/RESULTS.md). The output folder
+is written under a temporary name and renamed when complete.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -16,78 +26,175 @@ import torch
 
 from spacevllm.errors import SpaceVLLMError
 from spacevllm.io_utils import atomic_dir
+from spacevllm.modeling import convert_llava_next as llava_next
 from spacevllm.modeling.configuration import SpaceVLLMConfig, query_token
 
+SOURCE_FORMATS = ("auto", "llava_onevision", "llava_qwen")
+# transformers saves LlavaOnevisionForConditionalGeneration under its legacy names (its "llava_next" conversion
+# mapping, reversed); the SpaceVLLM class has no registered mapping, so it reads them through this one.
+LLAVA_ONEVISION_KEYS = {
+    r"^language_model\.lm_head\.": "lm_head.",
+    r"^language_model\.model\.": "model.language_model.",
+    r"^vision_tower\.": "model.vision_tower.",
+    r"^multi_modal_projector\.": "model.multi_modal_projector.",
+    r"^image_newline": "model.image_newline",
+}
+NEW_PARTS = ("space_decoder.", "temporal_pointer.")
 
-def _source_parts(src: Path):
-    from transformers import AutoTokenizer, LlavaOnevisionForConditionalGeneration
 
-    if not (src / "config.json").is_file():
-        raise SpaceVLLMError(f"{src}: not a checkpoint folder (no config.json)")
-    model_type = json.loads((src / "config.json").read_text(encoding="utf-8")).get("model_type")
-    if model_type != "llava_onevision":
-        raise SpaceVLLMError(f"{src}/config.json: model_type is {model_type!r}, expected 'llava_onevision'")
+def detect_format(src: Path, raw: dict, requested: str = "auto") -> str:
+    """The format ("llava_onevision" or "llava_qwen") of the checkpoint config ``raw``; ``requested`` wins."""
+    if requested not in SOURCE_FORMATS:
+        raise SpaceVLLMError(f"--source-format {requested}: must be one of {SOURCE_FORMATS}")
+    if requested != "auto":
+        return requested
+    if raw.get("model_type") == "llava_onevision":
+        return "llava_onevision"
+    if llava_next.is_llava_next(raw):
+        return "llava_qwen"
+    raise SpaceVLLMError(
+        f"{src}/config.json: model_type is {raw.get('model_type')!r}, expected 'llava_onevision' (transformers) "
+        "or 'llava_qwen' (LLaVA-NeXT)"
+    )
+
+
+def _load_tokenizer(src: Path):
+    from transformers import AutoTokenizer
+
     try:
-        model = LlavaOnevisionForConditionalGeneration.from_pretrained(src, dtype=torch.float32)
-        tokenizer = AutoTokenizer.from_pretrained(src)
-    except (OSError, ValueError) as err:
-        raise SpaceVLLMError(f"{src}: cannot load the source checkpoint ({str(err).splitlines()[0]})") from None
-    return model, tokenizer
+        return AutoTokenizer.from_pretrained(src)
+    except (OSError, ValueError, TypeError) as err:
+        raise SpaceVLLMError(f"{src}: cannot load the tokenizer ({str(err).splitlines()[0]})") from None
 
 
 def _pixel_stats(src: Path) -> tuple[list, list]:
     """(image_mean, image_std) from the source's preprocessor config, SigLIP's 0.5 / 0.5 when absent."""
     path = src / "preprocessor_config.json"
-    meta = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    meta = llava_next.read_json(path) if path.is_file() else {}
     return meta.get("image_mean", [0.5] * 3), meta.get("image_std", [0.5] * 3)
+
+
+def _onevision_kwargs(raw: dict) -> tuple[dict, dict, tuple]:
+    """(SpaceVLLMConfig kwargs, key map, prefixes allowed to be missing) for a transformers llava_onevision config."""
+    kwargs = {k: v for k, v in raw.items() if k not in ("model_type", "architectures", "transformers_version")}
+    return kwargs, LLAVA_ONEVISION_KEYS, NEW_PARTS
+
+
+def _llava_next_kwargs(src: Path, raw: dict, tokenizer) -> tuple[dict, dict, tuple]:
+    """The same for a LLaVA-NeXT llava_qwen folder; adds ``<image>`` / ``<video>`` to ``tokenizer`` (LLaVA-NeXT
+    marks images with a -200 id instead, so its tokenizer has no placeholder tokens)."""
+    tokenizer.add_special_tokens({"additional_special_tokens": ["<image>", "<video>"]})
+    image, video = tokenizer.convert_tokens_to_ids(["<image>", "<video>"])
+    kwargs = llava_next.config_kwargs(src, raw, llava_next.weight_shapes(src), image, video)
+    unused_newline = ("model.image_newline",) if kwargs["newline_position"] == "no_token" else ()
+    return kwargs, llava_next.KEY_MAP, NEW_PARTS + unused_newline
+
+
+def convert_checkpoint(
+    src, out, num_frames: int = 64, query_mode: str = "interleaved", source_format: str = "auto", **overrides
+):
+    """Convert the LLaVA-OneVision / LLaVA-Video folder ``src`` (either format) into a SpaceVLLM folder ``out``.
+    ``overrides`` go to :class:`SpaceVLLMConfig`."""
+    src, out = Path(src), Path(out)
+    if not src.is_dir():
+        raise SpaceVLLMError(f"{src}: source checkpoint folder not found")
+    if not (src / "config.json").is_file():
+        raise SpaceVLLMError(f"{src}: not a checkpoint folder (no config.json)")
+    raw = llava_next.read_json(src / "config.json")
+    fmt = detect_format(src, raw, source_format)
+    tokenizer = _load_tokenizer(src)
+    n_source = len(tokenizer)  # the rows the source was trained with, before any token is added
+    if fmt == "llava_qwen":
+        kwargs, key_map, may_miss = _llava_next_kwargs(src, raw, tokenizer)
+    else:
+        kwargs, key_map, may_miss = _onevision_kwargs(raw)
+    config = _spacevllm_config(src, kwargs | overrides, tokenizer, num_frames, query_mode)
+    model = _load_weights(src, config, key_map, may_miss)
+    set_new_token_rows(model, n_source, len(tokenizer))
+    _save_atomically(model, _processor(src, tokenizer, config), out)
+    return out
+
+
+def _spacevllm_config(src: Path, kwargs: dict, tokenizer, num_frames: int, query_mode: str) -> SpaceVLLMConfig:
+    """Adds the query tokens ``<r_0>..<r_{N_v}>`` to ``tokenizer`` and builds the config with their ids."""
+    queries = [query_token(i) for i in range(num_frames + 1)]
+    tokenizer.add_special_tokens({"additional_special_tokens": queries})
+    ids = tokenizer.convert_tokens_to_ids(queries)
+    try:
+        return SpaceVLLMConfig(**kwargs, num_frames=num_frames, query_mode=query_mode, query_token_ids=ids)
+    except (TypeError, ValueError) as err:
+        raise SpaceVLLMError(f"{src}/config.json: no SpaceVLLM config from it ({str(err).splitlines()[0]})") from None
+
+
+def _processor(src: Path, tokenizer, config: SpaceVLLMConfig):
+    from spacevllm.modeling.processing import SpaceVLLMProcessor
+
+    mean, std = _pixel_stats(src)
+    return SpaceVLLMProcessor(
+        tokenizer,
+        config.num_frames,
+        config.vision_config.image_size,
+        config.tokens_per_frame,
+        config.query_mode,
+        config.motion_input,
+        mean,
+        std,
+        newline_position=config.newline_position,
+    )
 
 
 def convert_llava_onevision(src, out, num_frames: int = 64, query_mode: str = "interleaved", **config_overrides):
     """Convert the LlavaOnevisionForConditionalGeneration folder ``src`` into a SpaceVLLM folder ``out``."""
+    return convert_checkpoint(src, out, num_frames, query_mode, "llava_onevision", **config_overrides)
+
+
+def _load_weights(src: Path, config: SpaceVLLMConfig, key_map: dict, may_miss: tuple):
+    """SpaceVLLM model with the source's weights (renamed by ``key_map``) in their own dtype; only parameters under
+    ``may_miss`` may be absent from the source (they get transformers' initialisation), nothing may be left over."""
+    from transformers.conversion_mapping import get_model_conversion_mapping
+    from transformers.utils import logging as hf_logging
+
     from spacevllm.modeling.modeling_spacevllm import SpaceVLLMForConditionalGeneration
-    from spacevllm.modeling.processing import SpaceVLLMProcessor
 
-    src, out = Path(src), Path(out)
-    if not src.is_dir():
-        raise SpaceVLLMError(f"{src}: source checkpoint folder not found")
-    source, tokenizer = _source_parts(src)
-    old_rows = source.get_input_embeddings().weight.shape[0]
-    tokenizer.add_special_tokens({"additional_special_tokens": [query_token(i) for i in range(num_frames + 1)]})
-    ids = tokenizer.convert_tokens_to_ids([query_token(i) for i in range(num_frames + 1)])
-    raw = source.config.to_dict()
-    for key in ("model_type", "architectures", "transformers_version"):
-        raw.pop(key, None)
-    config = SpaceVLLMConfig(
-        **raw, num_frames=num_frames, query_mode=query_mode, query_token_ids=ids, **config_overrides
-    )
-    model = SpaceVLLMForConditionalGeneration(config)
-    missing, unexpected = model.load_state_dict(source.state_dict(), strict=False)
-    if unexpected or any(not k.startswith("space_decoder.") for k in missing):
-        raise SpaceVLLMError(
-            f"{src}: weights do not match the architecture (missing {missing}, unexpected {unexpected})"
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # the expected "MISSING space_decoder.*" report is not news
+    try:
+        model, info = SpaceVLLMForConditionalGeneration.from_pretrained(
+            src, config=config, dtype="auto", key_mapping=key_map, output_loading_info=True
         )
-    _grow_embeddings(model, max(len(tokenizer), old_rows), old_rows)
-    mean, std = _pixel_stats(src)
-    processor = SpaceVLLMProcessor(
-        tokenizer,
-        num_frames,
-        config.vision_config.image_size,
-        config.tokens_per_frame,
-        query_mode,
-        config.motion_input,
-        mean,
-        std,
-    )
-    _save_atomically(model, processor, out)
-    return out
+    except (OSError, ValueError, RuntimeError, KeyError) as err:
+        raise SpaceVLLMError(f"{src}: cannot load the source weights ({str(err).strip().splitlines()[0]})") from None
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    missing = sorted(k for k in info["missing_keys"] if not k.startswith(may_miss))
+    unexpected = sorted(info["unexpected_keys"])
+    if missing or unexpected or info["mismatched_keys"]:
+        raise SpaceVLLMError(
+            f"{src}: weights do not match the architecture (missing {missing[:3]}, unexpected {unexpected[:3]}, "
+            f"mismatched {sorted(info['mismatched_keys'])[:3]})"
+        )
+    # save_pretrained would write the source's names back (it reverts the mapping used to load); keep SpaceVLLM's
+    model._weight_conversions = get_model_conversion_mapping(model)
+    return model
 
 
-def _grow_embeddings(model, rows: int, old_rows: int) -> None:
-    """Resize input/output embeddings to ``rows``; new rows = mean of the old ones."""
-    model.resize_token_embeddings(rows, mean_resizing=False)
+def set_new_token_rows(model, n_source: int, n_tokens: int) -> None:
+    """Rows ``n_source..n_tokens-1`` of the input and output embeddings = the mean of rows ``0..n_source-1`` (the
+    source tokenizer's tokens). The embeddings grow to ``n_tokens`` rows only when they have fewer."""
+    if model.get_input_embeddings().weight.shape[0] < n_tokens:
+        model.resize_token_embeddings(n_tokens, mean_resizing=False)
+    weights = {id(e.weight): e.weight for e in (model.get_input_embeddings(), model.get_output_embeddings())}
     with torch.no_grad():
-        for emb in (model.get_input_embeddings().weight, model.get_output_embeddings().weight):
-            emb[old_rows:] = emb[:old_rows].mean(0, keepdim=True)
+        for weight in weights.values():  # one matrix when tied
+            weight[n_source:n_tokens] = row_mean(weight, n_source).to(weight.dtype)
+
+
+def row_mean(weight: torch.Tensor, n: int, chunk: int = 8192) -> torch.Tensor:
+    """(D,) float64 mean of ``weight[:n]`` (rows, D), summed in chunks (no float copy of the whole matrix)."""
+    total = torch.zeros(weight.shape[1], dtype=torch.float64)
+    for start in range(0, n, chunk):
+        total += weight[start : min(start + chunk, n)].sum(0, dtype=torch.float64)
+    return total / n
 
 
 def _save_atomically(model, processor, out: Path) -> None:

@@ -67,29 +67,73 @@ def stack_padded(rows: list[torch.Tensor], value: float) -> torch.Tensor:
 
 
 class SpaceVLLMModel(LlavaOnevisionModel):
-    """LLaVA-OneVision's backbone with the frame pooling stride read from ``config.pool_stride`` (2 = upstream)."""
+    """LLaVA-OneVision's backbone with the frame layout read from the config: pooling (``pool_stride``,
+    ``frame_pool_mode``) and newline placement (``newline_position``). The defaults are transformers' own layout
+    (2x2 bilinear, one newline per video); docs/checkpoints.md gives the layout of each source checkpoint."""
 
     config_class = SpaceVLLMConfig
 
     patch_features: torch.Tensor | None = None
 
+    def get_video_features(self, pixel_values_videos, *args, **kwargs):
+        """(B, N_v, C, H, W) -> ``pooler_output`` (B, N_v * T + E, D): each frame's T = ``frame_placeholders``
+        features (:meth:`apply_pooling`), then E = ``video_newlines`` newline features (transformers appends one
+        per video; layouts without it drop it)."""
+        tuple_out = kwargs.pop("return_dict", True) is False
+        out = super().get_video_features(pixel_values_videos, *args, return_dict=True, **kwargs)
+        if not self.config.video_newlines:
+            out.pooler_output = out.pooler_output[:, :-1]
+        return out.to_tuple() if tuple_out else out
+
     def apply_pooling(self, image_features: torch.Tensor) -> torch.Tensor:
-        """(frames, P*P, D) row-major patch features -> (frames, S, D): stride 1 keeps them, 2 is the upstream
-        bilinear pooling, 4 averages each 4x4 block (a grid side that 4 does not divide keeps a partial block).
+        """(frames, P*P, D) row-major patch features -> (frames, T, D): the S pooled patch features of each frame
+        (row-major), with the layout's newline features inside the frame (after each row for "grid", after the
+        frame for "frame"; T = S otherwise).
 
         With ``config.fine_anchor`` the unpooled input is kept in ``patch_features`` (all frames of the batch, in
         order) for the space decoder of the same forward pass."""
         if self.config.fine_anchor:
             self.patch_features = image_features
-        stride = self.config.pool_stride
-        if stride == 2:
-            return super().apply_pooling(image_features)
+        pooled = self._pool_frames(image_features)
+        position = self.config.newline_position
+        if position not in ("grid", "frame"):
+            return pooled
+        frames, tokens, dim = pooled.shape
+        rows = math.isqrt(tokens) if position == "grid" else 1
+        newline = self.image_newline.to(pooled.dtype).expand(frames, rows, 1, dim)
+        return torch.cat([pooled.reshape(frames, rows, tokens // rows, dim), newline], dim=2).flatten(1, 2)
+
+    def _pool_frames(self, image_features: torch.Tensor) -> torch.Tensor:
+        """(frames, P*P, D) -> (frames, S, D). Stride 1 keeps the patches; mode None: 2 is the upstream bilinear
+        pooling, 4 averages each 4x4 block (a grid side that 4 does not divide keeps a partial block); "bilinear"
+        resizes to ceil(P / stride); "average" / "max" pool stride x stride blocks (floor), as LLaVA-NeXT."""
+        stride, mode = self.config.pool_stride, self.config.frame_pool_mode
         if stride == 1:
             return image_features
+        if stride == 2 and mode in (None, "bilinear"):
+            return super().apply_pooling(image_features)
         frames, patches, dim = image_features.shape
         side = math.isqrt(patches)
         grid = image_features.transpose(1, 2).reshape(frames, dim, side, side)
-        return nn.functional.avg_pool2d(grid, stride, ceil_mode=True).flatten(2).transpose(1, 2)
+        if mode == "bilinear":
+            grid = nn.functional.interpolate(grid, size=[math.ceil(side / stride)] * 2, mode="bilinear")
+        elif mode == "max":
+            grid = nn.functional.max_pool2d(grid, stride)
+        else:
+            grid = nn.functional.avg_pool2d(grid, stride, ceil_mode=mode is None)
+        return grid.flatten(2).transpose(1, 2)
+
+    def frame_patch_states(self, states: torch.Tensor) -> torch.Tensor:
+        """(n, D) states at one sample's video placeholders, in order -> (frames, S, D): each frame's S patch
+        states (row-major), the layout's newline positions left out; frames = (n - E) // T (see
+        :meth:`get_video_features`)."""
+        per_frame, patches = self.config.frame_placeholders, self.config.tokens_per_frame
+        frames = (states.shape[0] - self.config.video_newlines) // per_frame
+        states = states[: frames * per_frame].reshape(frames, per_frame, -1)
+        if self.config.newline_position == "grid":
+            side = self.config.pooled_grid
+            return states.reshape(frames, side, side + 1, -1)[:, :, :side].reshape(frames, patches, -1)
+        return states[:, :patches]
 
 
 class SpaceVLLMForConditionalGeneration(LlavaOnevisionForConditionalGeneration):
@@ -193,10 +237,8 @@ class SpaceVLLMForConditionalGeneration(LlavaOnevisionForConditionalGeneration):
             init.zeros_(module.weight)
 
     def _decode_one(self, hidden, ids, caption_mask, patches=None) -> torch.Tensor:
-        s = self.config.tokens_per_frame
-        visual = hidden[ids == self.config.video_token_id]
-        frames = (visual.shape[0] - 1) // s  # LLaVA-OneVision appends one newline feature per video
-        visual = visual[: frames * s].reshape(frames, s, -1)
+        visual = self.model.frame_patch_states(hidden[ids == self.config.video_token_id])  # (frames, S, D)
+        frames = visual.shape[0]
         queries = hidden[torch.isin(ids, self._query_ids(ids.device))]
         if queries.shape[0] != frames:
             raise ValueError(f"{queries.shape[0]} query tokens for {frames} frames of visual tokens")

@@ -5,9 +5,14 @@ Token layout of the user turn (``query_mode``):
   appended      [S x <video>] ... [S x <video>] <video> <r_0> ... <r_{N-1}>
   none          [S x <video>] ... [S x <video>] <video>
 The final ``<video>`` is the one newline feature LLaVA-OneVision's ``get_video_features`` appends per video, so the
-model's placeholder count check (S * N + 1) holds. An image is a one-frame video followed by ``<r_{N_v}>`` (paper:
-"N_v is set to 1 for the image input"; routed through the same pooled path, not LLaVA-OneVision's anyres tiles).
-Then the time instruction (LLaVA-Video's string) and the task prompt with the query.
+model's placeholder count check (S * N + 1) holds. That is the default ``newline_position`` "one_token"; with
+"grid" each ``[S x <video>]`` above is ``[T x <video>]`` with T = S + sqrt(S) (a newline after each row of the
+frame), with "frame" T = S + 1, with "no_token" T = S; those three have no final ``<video>`` (the model's config
+says which layout a checkpoint uses; docs/checkpoints.md).
+
+An image is a one-frame video followed by ``<r_{N_v}>`` (paper: "N_v is set to 1 for the image input"; routed
+through the same pooled path, not LLaVA-OneVision's anyres tiles). Then the time instruction (LLaVA-Video's
+string) and the task prompt with the query.
 
 ``text_first`` puts the task prompt (with the query) before the visual block instead (the paper only says the
 visual tokens and queries "are concatenated with descriptions and user instructions"). With a causal LLM this lets
@@ -30,7 +35,7 @@ from PIL import Image
 from transformers import AutoTokenizer, BatchFeature
 
 from spacevllm.data.prompts import PHRASINGS, render
-from spacevllm.modeling.configuration import query_token
+from spacevllm.modeling.configuration import frame_placeholders, query_token
 from spacevllm.video import time_instruction
 
 PROCESSOR_FILE = "spacevllm_processor.json"
@@ -53,12 +58,14 @@ class SpaceVLLMProcessor:
         image_std=(0.5, 0.5, 0.5),
         video_token: str = "<video>",
         text_first: bool = False,
+        newline_position: str = "one_token",
     ):
         self.tokenizer = tokenizer
         self.num_frames, self.image_size, self.tokens_per_frame = num_frames, image_size, tokens_per_frame
         self.query_mode, self.motion_input, self.video_token = query_mode, motion_input, video_token
         self.image_mean, self.image_std = tuple(image_mean), tuple(image_std)
         self.text_first = bool(text_first)
+        self.newline_position = newline_position
 
     # --- persistence -------------------------------------------------------------------------------------------
     def to_dict(self) -> dict:
@@ -72,6 +79,7 @@ class SpaceVLLMProcessor:
             "image_std",
             "video_token",
             "text_first",
+            "newline_position",
         )
         return {k: getattr(self, k) for k in keys}
 
@@ -102,14 +110,15 @@ class SpaceVLLMProcessor:
     # --- text ----------------------------------------------------------------------------------------------------
     def visual_block(self, frames: int, image: bool = False) -> str:
         """The placeholder string for ``frames`` frames (see the module docstring)."""
-        v = self.video_token * self.tokens_per_frame
+        v = self.video_token * frame_placeholders(self.tokens_per_frame, self.newline_position)
+        end = self.video_token if self.newline_position == "one_token" else ""
         if image:
             q = "" if self.query_mode == "none" else query_token(self.num_frames)
-            return v + self.video_token + q
+            return v + end + q
         qs = [query_token(i) for i in range(frames)] if self.query_mode != "none" else [""] * frames
         if self.query_mode == "interleaved":
-            return "".join(v + q for q in qs) + self.video_token
-        return v * frames + self.video_token + "".join(qs)
+            return "".join(v + q for q in qs) + end
+        return v * frames + end + "".join(qs)
 
     def task_prompt(self, task: str, query: str, template: str | None = None) -> tuple[str, tuple[int, int]]:
         """The instruction of ``task`` around ``query`` (``template``: one of :data:`spacevllm.data.prompts.PHRASINGS`,
