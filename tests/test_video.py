@@ -17,6 +17,7 @@ from spacevllm.video import (
     read_image,
     sample_frames,
     time_instruction,
+    to_display,
     uniform_frame_indices,
     write_video,
 )
@@ -288,6 +289,7 @@ def test_rotation_is_applied(tmp_path, rotation, tag, fmt, turns):
     info = probe_video(path)
     assert (info.width, info.height) == ((144, 256) if turns % 2 else (256, 144))
     np.testing.assert_array_equal(turned.frames, np.rot90(plain.frames, turns, axes=(1, 2)))
+    np.testing.assert_array_equal(to_display(plain.frames[2], turned.info.rotation), turned.frames[2])
     np.testing.assert_array_equal(turned.times, plain.times)
     resized = sample_frames(path, 2, size=(40, 30) if turns % 2 else (30, 40))
     assert resized.frames.shape == ((2, 40, 30, 3) if turns % 2 else (2, 30, 40, 3))

@@ -1,8 +1,9 @@
 """The ``spacevllm`` command line.
 
-DESCRIPTION below is what ``spacevllm --help`` shows. Each sub-command lives in ``spacevllm.commands.<module>`` and exposes ``add_arguments(parser)``
-and ``run(args) -> int``. Modules are imported lazily so ``spacevllm --help`` stays fast. A
-:class:`~spacevllm.errors.SpaceVLLMError` becomes one line on stderr and a non-zero exit code.
+``DESCRIPTION`` is what ``spacevllm --help`` shows. Each sub-command lives in ``spacevllm.commands.<module>``
+and exposes ``add_arguments(parser)`` and ``run(args) -> int``. Modules are imported lazily so ``spacevllm
+--help`` stays fast. A :class:`~spacevllm.errors.SpaceVLLMError` becomes one line on stderr and a non-zero exit
+code; no command at all prints the help on stderr and exits 2.
 """
 
 from __future__ import annotations

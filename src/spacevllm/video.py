@@ -344,6 +344,13 @@ def _to_rgb(frame: av.VideoFrame, out_hw, rotation: int = 0) -> np.ndarray:
     else:
         h, w = out_hw if turns % 2 == 0 else out_hw[::-1]
         rgb = frame.reformat(width=w, height=h, format="rgb24", interpolation="BILINEAR").to_ndarray()
+    return to_display(rgb, rotation)
+
+
+def to_display(rgb: np.ndarray, rotation: int) -> np.ndarray:
+    """A stored (H, W, C) frame turned ``rotation`` degrees counterclockwise (:attr:`VideoInfo.rotation`): the
+    frame as players show it, (W, H, C) for a quarter turn. For code that decodes frames itself."""
+    turns = rotation // 90 % 4
     return np.ascontiguousarray(np.rot90(rgb, turns)) if turns else rgb
 
 

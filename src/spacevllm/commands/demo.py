@@ -93,12 +93,10 @@ def _write_outputs(out: Path, video: Path, query: str, tube) -> None:
     """All three files into a temporary folder beside ``out``, then moved into ``out`` (created if needed)."""
     from spacevllm.demo import write_annotated_video, write_timeline
     from spacevllm.io_utils import write_json_atomic
-    from spacevllm.video import probe_video, sample_frames
+    from spacevllm.video import sample_frames
 
-    info = probe_video(video)
-    if not info.num_frames:
-        raise SpaceVLLMError(f"{video}: cannot count the video's frames")
-    sample = sample_frames(video, info.num_frames)
+    counted = sample_frames(video, 1).info.num_frames  # as decoding counts them (a header can be wrong)
+    sample = sample_frames(video, counted)
     info, frames, times = sample.info, sample.frames, sample.times
     parent = _existing_ancestor(out)
     with tempfile.TemporaryDirectory(prefix=f".{out.name}.", suffix=".tmp", dir=parent) as tmp:
