@@ -36,6 +36,8 @@ class VideoInfo:
     ``duration`` is ``num_frames / fps`` seconds (LLaVA-Video's ``video_time``); ``num_frames`` comes from the
     stream header, or is ``round(header duration * fps)`` when the header has no frame count (e.g. WebM), or 0
     when it has neither (raw elementary streams; :func:`sample_frames` then counts frames by decoding).
+    ``fps`` is the stream's average rate. In :attr:`SampledFrames.info` the count is the packets' (or the decoded
+    frames') and, on a variable-frame-rate video, ``duration`` runs to the last frame's time plus the median step.
     ``width`` x ``height`` is the displayed size: ``rotation`` (0, 90, 180 or 270 degrees counterclockwise, from
     the display matrix or the ``rotate`` tag) is already applied to it and to every decoded frame.
     """
