@@ -167,6 +167,20 @@ def test_image_runs_rec(checkpoint, tmp_path, capsys, suffix):
     assert "no time range" in capsys.readouterr().out
 
 
+def test_image_box_is_in_the_displayed_orientation(checkpoint, tmp_path, capsys):
+    """A JPEG stored 50x30 with EXIF orientation 6 (turn 90 degrees clockwise) displays 30 wide, 50 high."""
+    from PIL import Image
+
+    img = Image.fromarray(np.random.default_rng(0).integers(0, 255, (30, 50, 3), dtype=np.uint8))
+    exif = img.getexif()
+    exif[0x0112] = 6
+    img.save(tmp_path / "phone.jpg", exif=exif)
+    args = ["ground", "--checkpoint", str(checkpoint), "--video", str(tmp_path / "phone.jpg"), "--query", "a"]
+    assert main(args + ["--json"]) == 0
+    x1, y1, x2, y2 = json.loads(capsys.readouterr().out)["boxes"][0]["box"]
+    assert x2 <= 30 and y2 <= 50 and (x2 - x1) * (y2 - y1) > 0
+
+
 # --- the embedded default model on a real clip, and its variable-frame-rate and rotated versions ----------------
 
 REAL_CLIP = Path(__file__).parent / "data" / "bigbuckbunny_256x144.mp4"  # 75 frames at 25 fps, 256x144

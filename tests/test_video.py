@@ -402,6 +402,18 @@ def test_read_image(tmp_path, mode):
     np.testing.assert_array_equal(out, np.asarray(img.convert("RGB")))
 
 
+def test_read_image_display_applies_exif_orientation(tmp_path):
+    from PIL import Image
+
+    rgb = np.random.default_rng(0).integers(0, 256, (12, 20, 3), dtype=np.uint8)
+    img = Image.fromarray(rgb)
+    exif = img.getexif()
+    exif[0x0112] = 6  # stored pixels must be turned 90 degrees clockwise for display
+    img.save(tmp_path / "x.png", exif=exif)
+    assert read_image(tmp_path / "x.png").shape == (12, 20, 3)  # as stored, for annotations made on them
+    np.testing.assert_array_equal(read_image(tmp_path / "x.png", display=True), np.rot90(rgb, -1))
+
+
 def test_read_image_errors(tmp_path):
     with pytest.raises(InputFileError, match="not found"):
         read_image(tmp_path / "nope.jpg")

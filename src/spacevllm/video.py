@@ -403,10 +403,10 @@ def _decode_sequentially(
 # --- images, time instruction, writing ------------------------------------------------------------------
 
 
-def read_image(path: str | os.PathLike) -> np.ndarray:
-    """Read an image file as (H, W, 3) uint8 RGB (pixels as stored; EXIF orientation is not applied, so boxes
-    annotated on the stored pixels stay valid)."""
-    from PIL import Image, UnidentifiedImageError
+def read_image(path: str | os.PathLike, display: bool = False) -> np.ndarray:
+    """Read an image file as (H, W, 3) uint8 RGB: pixels as stored (default; EXIF orientation is not applied, so
+    boxes annotated on the stored pixels stay valid), or with ``display`` as viewers show it (EXIF applied)."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
 
     path = Path(path)
     if path.is_dir():
@@ -415,7 +415,7 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         raise InputFileError(path, "image file not found")
     try:
         with Image.open(path) as img:
-            return np.asarray(img.convert("RGB"), dtype=np.uint8)
+            return np.asarray((ImageOps.exif_transpose(img) if display else img).convert("RGB"), dtype=np.uint8)
     except (UnidentifiedImageError, OSError) as err:
         raise InputFileError(path, f"not a readable image ({err})") from None
 

@@ -3,7 +3,8 @@
 Prints the tube (or, with ``--json``, exactly ``{"start", "end", "text", "boxes": [{"frame", "time", "box"}]}``:
 source frame indices, seconds, pixel xyxy of the displayed source video; times rounded to 0.1 ms, boxes to
 0.01 px). An image (PNG, JPEG, ...) runs referring expression comprehension instead: one box, no time range
-(``start`` and ``end`` null, one box at frame 0). Without ``--checkpoint`` the embedded default model is used.
+(``start`` and ``end`` null, one box at frame 0), in the image as displayed (EXIF orientation applied, as a
+video's rotation is). Without ``--checkpoint`` the embedded default model is used.
 
 Every setting is checked before the model is loaded: the query, ``--threads``, the checkpoint folder,
 ``--frames`` against the model's ``num_frames`` (1 to N_v: one video query token per frame) and the video's
@@ -166,7 +167,7 @@ def _ground_image(checkpoint: Path, args, query: str):
     from spacevllm.tube import Tube
     from spacevllm.video import read_image
 
-    image = read_image(args.video)
+    image = read_image(args.video, display=True)  # EXIF orientation applied: the box is where a viewer sees it
     model, processor = _load(checkpoint, args)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # text-coordinate models: an unreadable answer gives the empty box
