@@ -168,3 +168,12 @@ def test_library_refuses_more_frames_than_queries(checkpoint, inputs):
         ground(model, processor, inputs["video"], "a", num_frames=0)
     with pytest.raises(SpaceVLLMError, match="the sampled frames must be 1 to 4"):
         ground(model, processor, sample_frames(inputs["video"], TINY_FRAMES + 1), "a")
+
+
+def test_demo_refuses_a_video_too_large_to_decode_whole(checkpoint, inputs, tmp_path, capsys, no_model, monkeypatch):
+    """The annotated video needs every frame decoded: 12 frames of 40x24 are 34,560 bytes; over the limit set."""
+    import spacevllm.commands.demo as demo
+
+    monkeypatch.setattr(demo, "MAX_DECODED_BYTES", 30_000)
+    argv = _argv("demo", checkpoint, inputs["video"], out=tmp_path / "out")
+    _fails_cleanly(argv, capsys, tmp_path, "good.mp4", "too long for the demo", "spacevllm ground")
