@@ -1,6 +1,32 @@
-from spacevllm.cli import main
+import argparse
+
+import pytest
+
+from spacevllm.cli import build_parser, main
 
 
-def test_help_exits_zero(capsys):
-    assert main([]) == 0
-    assert "COMMAND" in capsys.readouterr().out
+def test_no_command_prints_help_and_exits_two(capsys):
+    assert main([]) == 2
+    err = capsys.readouterr().err
+    assert "COMMAND" in err and "usage: spacevllm" in err
+
+
+def test_help_exits_zero_with_a_real_description(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert "spatio-temporal video grounding" in out and "``" not in out
+
+
+def _all_parsers(parser, path=()):
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield (*path, name), sub
+                yield from _all_parsers(sub, (*path, name))
+
+
+def test_every_subcommand_help_has_a_description():
+    missing = [" ".join(path) for path, sub in _all_parsers(build_parser()) if not sub.description]
+    assert not missing, missing

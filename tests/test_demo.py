@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import types
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -115,3 +116,83 @@ def test_demo_out_that_is_a_file_fails_before_grounding(tmp_path, capsys, under_
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and str(out) in err and "Traceback" not in err
     assert blocker.read_text() == "not a folder"
+
+
+# --- real clips, rotation, variable frame rate, bad input ----------------------------------------------------------
+
+REAL_CLIP = Path(__file__).parent / "data" / "bigbuckbunny_256x144.mp4"  # 75 frames at 25 fps, 256x144
+
+
+@pytest.fixture(scope="module")
+def default_model():
+    from spacevllm import assets
+
+    pytest.importorskip("spacevllm.modeling.inference")
+    if not (assets.ASSETS / "default_model" / "config.json").is_file():
+        pytest.skip("the embedded default model is not built yet")
+    return assets.default_checkpoint_path()
+
+
+def test_demo_on_a_rotated_clip_draws_upright(default_model, tmp_path, capsys):
+    """A 90-degree display matrix: the annotated video comes out in display orientation (taller than wide), the
+    boxes in the displayed 144x256 frame, and its frames are the clip's frames turned."""
+    from test_video import remux
+
+    video = remux(REAL_CLIP, tmp_path / "rotated.mp4", rotation=90)
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--video", str(video), "--query", "the rabbit"]) == 0
+    _check_outputs(out, capsys)
+    info = probe_video(out / "annotated.mp4")
+    assert info.height > info.width and info.num_frames == 75
+    tube = json.loads((out / "tube.json").read_text())
+    assert all(b["box"][2] <= 144 and b["box"][3] <= 256 for b in tube["boxes"])
+
+
+def test_demo_on_a_variable_frame_rate_clip(default_model, tmp_path, capsys):
+    import av
+    from test_video import encode_vfr
+
+    with av.open(str(REAL_CLIP)) as container:
+        frames = np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])[:30]
+    times_ms = [0, 40, 80, 120, 160, 200, 240, 280, 320, 360] + [1000 + 100 * i for i in range(20)]
+    video = encode_vfr(tmp_path / "vfr.mp4", frames, times_ms)
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--video", str(video), "--query", "the rabbit"]) == 0
+    _check_outputs(out, capsys)
+    tube = json.loads((out / "tube.json").read_text())
+    assert tube["boxes"]
+    for row in tube["boxes"]:
+        assert row["time"] == pytest.approx(times_ms[row["frame"]] / 1000, abs=1e-4)
+
+
+def test_demo_uses_each_frames_time_when_drawing(tmp_path):
+    """Variable frame rate: a frame is boxed when its own time is in the range, not when index / fps is."""
+    frames = np.zeros((6, 32, 32, 3), np.uint8)
+    times = np.array([0.0, 0.1, 0.2, 2.0, 2.1, 2.2])
+    tube = types.SimpleNamespace(start=1.9, end=2.3, times=times[3:], boxes=[[4.0, 6.0, 20.0, 30.0]] * 3)
+    out = write_annotated_video(tmp_path / "a.mp4", frames, 10.0, tube, 2.3, times=times)
+    drawn = sample_frames(out, 6).frames.astype(int)
+    red = ((drawn[..., 0] > 150) & (drawn[..., 1] < 100)).any(axis=(1, 2))
+    assert red.tolist() == [False, False, False, True, True, True]
+
+
+@pytest.mark.parametrize("threads", ["0", "-3"])
+def test_demo_bad_threads(tmp_path, capsys, threads):
+    assert main(["demo", "--out", str(tmp_path / "demo"), "--threads", threads]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--threads must be at least 1" in err
+    assert not (tmp_path / "demo").exists()
+
+
+def test_demo_failure_while_writing_leaves_nothing(default_model, tmp_path, capsys, monkeypatch):
+    import spacevllm.demo as drawing
+    from spacevllm.errors import SpaceVLLMError
+
+    def broken(*args, **kwargs):
+        raise SpaceVLLMError("disk full (simulated)")
+
+    monkeypatch.setattr(drawing, "write_timeline", broken)
+    out = tmp_path / "nested" / "demo"
+    assert main(["demo", "--out", str(out)]) == 2
+    assert "disk full" in capsys.readouterr().err
+    assert not out.exists() and not any(p.name.endswith(".tmp") for p in tmp_path.rglob("*"))

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
+from pathlib import Path
+
 import av
 import numpy as np
 import pytest
@@ -14,10 +17,12 @@ from spacevllm.video import (
     read_image,
     sample_frames,
     time_instruction,
+    to_display,
     uniform_frame_indices,
     write_video,
 )
 
+REAL_CLIP = Path(__file__).parent / "data" / "bigbuckbunny_256x144.mp4"  # 75 frames, 25 fps (tests/data/README.md)
 H, W, STEP = 48, 64, 8  # frame i is solid gray level i * STEP (top rows: noise, so GOPs are not trivial)
 
 
@@ -200,6 +205,106 @@ def test_time_instruction_from_a_sample(clip):
     assert "located at 0.00s,0.90s,1.90s,2.90s.Please" in time_instruction(s.info.duration, s.times)
 
 
+# --- variable frame rate, rotation, a real clip ------------------------------------------------------
+
+VFR_MS = [0, 40, 80, 120, 400, 440, 480, 1500, 1540, 1580, 1620, 1660, 2000, 2040, 2080, 2120, 2160, 2200, 2240, 3000]
+
+
+def encode_vfr(path, frames, times_ms, fmt=None):
+    """H.264 with each frame at its own time ``times_ms`` (milliseconds): a variable-frame-rate file."""
+    with av.open(str(path), "w", format=fmt) as container:
+        stream = container.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+        stream.codec_context.time_base = Fraction(1, 1000)
+        stream.options = {"g": "5"}
+        for array, t in zip(frames, times_ms):
+            frame = av.VideoFrame.from_ndarray(array, format="rgb24")
+            frame.pts, frame.time_base = t, Fraction(1, 1000)
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def remux(src, dst, rotation=None, tag=None, fmt=None):
+    """Copy ``src``'s video packets unchanged into ``dst`` with a display matrix (``rotation`` degrees
+    counterclockwise) or an old-style ``rotate`` tag (degrees clockwise)."""
+    with av.open(str(src)) as inp, av.open(str(dst), "w", format=fmt) as out:
+        source = inp.streams.video[0]
+        stream = out.add_stream_from_template(source)
+        if rotation is not None:
+            stream.set_display_rotation(rotation)
+        if tag is not None:
+            stream.metadata["rotate"] = str(tag)
+        for packet in inp.demux(source):
+            if packet.dts is not None:
+                packet.stream = stream
+                out.mux(packet)
+    return dst
+
+
+@pytest.mark.parametrize("ext, fmt", [("mp4", None), ("mkv", "matroska")])
+@pytest.mark.parametrize("n", [5, 20])
+def test_variable_frame_rate_times_are_each_frames_timestamp(tmp_path, ext, fmt, n):
+    path = encode_vfr(tmp_path / f"vfr.{ext}", indexed_frames(20), VFR_MS, fmt)
+    s = sample_frames(path, n)
+    np.testing.assert_array_equal(s.indices, uniform_frame_indices(20, n))
+    np.testing.assert_array_equal(decoded_index(s.frames), s.indices)  # the frames themselves are the i-th
+    np.testing.assert_allclose(s.times, np.array(VFR_MS)[s.indices] / 1000, atol=1e-9)
+    assert s.info.num_frames == 20 and s.info.duration == pytest.approx(3.04)  # last frame + median step
+    listed = ",".join(f"{t / 1000:.2f}s" for t in np.array(VFR_MS)[s.indices])
+    assert f"located at {listed}.Please" in time_instruction(s.info.duration, s.times)
+
+
+def test_constant_frame_rate_times_stay_index_over_fps(tmp_path):
+    s = sample_frames(REAL_CLIP, 16)
+    np.testing.assert_array_equal(s.times, s.indices / 25.0)  # exactly LLaVA-Video's index / fps
+    assert (s.info.num_frames, s.info.duration, s.info.fps) == (75, 3.0, 25.0)
+    # WebM stores milliseconds: at 30000/1001 fps the steps are 33 or 34 ms, which is still a constant rate
+    path = encode(tmp_path / "ntsc.webm", indexed_frames(30), Fraction(30000, 1001), "webm", "libvpx")
+    s = sample_frames(path, 7)
+    np.testing.assert_array_equal(s.times, s.indices / (30000 / 1001))
+    np.testing.assert_array_equal(decoded_index(s.frames), s.indices)
+
+
+def test_real_clip_samples_the_decoded_frames():
+    with av.open(str(REAL_CLIP)) as container:
+        full = np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
+    s = sample_frames(REAL_CLIP, 16)
+    assert s.frames.shape == (16, 144, 256, 3)
+    np.testing.assert_array_equal(s.frames, full[s.indices])
+
+
+@pytest.mark.parametrize(
+    "rotation, tag, fmt, turns",
+    [(90, None, None, 1), (180, None, None, 2), (-90, None, None, 3), (None, 90, "matroska", 3)],
+)
+def test_rotation_is_applied(tmp_path, rotation, tag, fmt, turns):
+    """A display matrix (counterclockwise degrees) or a ``rotate`` tag (clockwise): frames, sizes in display
+    orientation; the packets are the unrotated clip's, so the pixels must be exactly np.rot90 of its frames."""
+    path = remux(REAL_CLIP, tmp_path / ("r.mkv" if fmt else "r.mp4"), rotation, tag, fmt)
+    plain, turned = sample_frames(REAL_CLIP, 6), sample_frames(path, 6)
+    assert turned.info.rotation == turns * 90
+    info = probe_video(path)
+    assert (info.width, info.height) == ((144, 256) if turns % 2 else (256, 144))
+    np.testing.assert_array_equal(turned.frames, np.rot90(plain.frames, turns, axes=(1, 2)))
+    np.testing.assert_array_equal(to_display(plain.frames[2], turned.info.rotation), turned.frames[2])
+    np.testing.assert_array_equal(turned.times, plain.times)
+    resized = sample_frames(path, 2, size=(40, 30) if turns % 2 else (30, 40))
+    assert resized.frames.shape == ((2, 40, 30, 3) if turns % 2 else (2, 30, 40, 3))
+
+
+def test_rotation_marker_ends_where_a_player_shows_it(tmp_path):
+    """A white corner at the stored top-left; rotated 90 degrees counterclockwise it is at the bottom-left."""
+    frames = np.zeros((4, H, W, 3), np.uint8)
+    frames[:, :8, :8] = 255
+    path = remux(write_video(tmp_path / "plain.mp4", frames, 10), tmp_path / "r.mp4", rotation=90)
+    shown = sample_frames(path, 1).frames[0].mean(axis=2)
+    assert shown.shape == (W, H)
+    assert shown[-8:, :8].mean() > 200 and shown[:8, :8].mean() < 50
+
+
 # --- errors ------------------------------------------------------------------------------------------
 
 
@@ -215,6 +320,14 @@ def test_missing_file(tmp_path):
     assert "not found" in assert_one_line_naming(err, tmp_path / "nope.mp4")
     with pytest.raises(VideoError):
         probe_video(tmp_path / "nope.mp4")
+
+
+def test_folder_instead_of_a_file(tmp_path):
+    with pytest.raises(VideoError) as err:
+        probe_video(tmp_path)
+    assert "is a folder" in assert_one_line_naming(err, tmp_path)
+    with pytest.raises(InputFileError, match="is a folder"):
+        read_image(tmp_path)
 
 
 @pytest.mark.parametrize("content", [b"", b"hello world\n" * 100, bytes(range(256)) * 40])
@@ -264,6 +377,9 @@ def test_video_shorter_than_the_frames_asked_for(tmp_path):
     msg = assert_one_line_naming(err, path)
     assert "5 frames" in msg and "8" in msg
     assert len(sample_frames(path, 5).frames) == 5
+    one = write_video(tmp_path / "one.mp4", indexed_frames(1), fps=10)
+    with pytest.raises(VideoError, match="it has 1 frame, fewer than the 2 asked for"):
+        sample_frames(one, 2)
 
 
 def test_bad_frame_count(clip):
@@ -284,6 +400,18 @@ def test_read_image(tmp_path, mode):
     out = read_image(tmp_path / "x.png")
     assert out.shape == (12, 20, 3) and out.dtype == np.uint8
     np.testing.assert_array_equal(out, np.asarray(img.convert("RGB")))
+
+
+def test_read_image_display_applies_exif_orientation(tmp_path):
+    from PIL import Image
+
+    rgb = np.random.default_rng(0).integers(0, 256, (12, 20, 3), dtype=np.uint8)
+    img = Image.fromarray(rgb)
+    exif = img.getexif()
+    exif[0x0112] = 6  # stored pixels must be turned 90 degrees clockwise for display
+    img.save(tmp_path / "x.png", exif=exif)
+    assert read_image(tmp_path / "x.png").shape == (12, 20, 3)  # as stored, for annotations made on them
+    np.testing.assert_array_equal(read_image(tmp_path / "x.png", display=True), np.rot90(rgb, -1))
 
 
 def test_read_image_errors(tmp_path):

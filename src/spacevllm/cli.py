@@ -1,8 +1,9 @@
 """The ``spacevllm`` command line.
 
-Each sub-command lives in ``spacevllm.commands.<module>`` and exposes ``add_arguments(parser)``
-and ``run(args) -> int``. Modules are imported lazily so ``spacevllm --help`` stays fast. A
-:class:`~spacevllm.errors.SpaceVLLMError` becomes one line on stderr and a non-zero exit code.
+``DESCRIPTION`` is what ``spacevllm --help`` shows. Each sub-command lives in ``spacevllm.commands.<module>``
+and exposes ``add_arguments(parser)`` and ``run(args) -> int``. Modules are imported lazily so ``spacevllm
+--help`` stays fast. A :class:`~spacevllm.errors.SpaceVLLMError` becomes one line on stderr and a non-zero exit
+code; no command at all prints the help on stderr and exits 2.
 """
 
 from __future__ import annotations
@@ -11,6 +12,11 @@ import argparse
 import importlib
 import importlib.util
 import sys
+
+DESCRIPTION = (
+    "SpaceVLLM: spatio-temporal video grounding with a video LLM. Ground a query in a video (or an image), try "
+    "the bundled demo, train, evaluate, convert checkpoints and build training data."
+)
 
 # name -> (module, one-line help)
 COMMANDS = {
@@ -35,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The top-level parser with one sub-parser per available command."""
     from spacevllm import __version__
 
-    parser = argparse.ArgumentParser(prog="spacevllm", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="spacevllm", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"spacevllm {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, module, help_ in _available():
@@ -43,7 +49,19 @@ def build_parser() -> argparse.ArgumentParser:
         mod = importlib.import_module(module)
         mod.add_arguments(p)
         p.set_defaults(_run=mod.run)
+    _describe_subcommands(parser)
     return parser
+
+
+def _describe_subcommands(parser: argparse.ArgumentParser) -> None:
+    """Give every nested sub-command without a description its one-line help as ``--help`` description."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            helps = {choice.dest: choice.help for choice in action._choices_actions}
+            for name, sub in action.choices.items():
+                if not sub.description and helps.get(name):
+                    sub.description = helps[name]
+                _describe_subcommands(sub)
 
 
 def _quiet_libraries() -> None:
@@ -72,8 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "_run", None):
-        parser.print_help()
-        return 0
+        parser.print_help(sys.stderr)  # no command: usage, and the exit code of a usage error
+        return 2
     try:
         return int(args._run(args) or 0)
     except SpaceVLLMError as e:

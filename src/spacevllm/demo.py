@@ -55,20 +55,31 @@ def _draw_bar(draw: ImageDraw.ImageDraw, tube, duration: float, t: float, y0: in
     draw.line([x(t), y0, x(t), y0 + BAR_HEIGHT], fill=(255, 255, 255), width=2)
 
 
-def write_annotated_video(path, frames: np.ndarray, fps: float, tube, duration: float) -> Path:
-    """Encode ``frames`` (T, H, W, 3) uint8 (all source frames) with the tube drawn; atomic. Returns ``path``."""
+def _frame_times(frames: np.ndarray, fps: float, times) -> np.ndarray:
+    """(T,) seconds of each frame: ``times`` when given (a variable-frame-rate video's own timestamps), else i / fps."""
+    return np.arange(len(frames)) / fps if times is None else np.asarray(times, np.float64)
+
+
+def write_annotated_video(path, frames: np.ndarray, fps: float, tube, duration: float, times=None) -> Path:
+    """Encode ``frames`` (T, H, W, 3) uint8 (all source frames, at ``times`` (T,) seconds or i / fps) with the tube
+    drawn, at a constant ``fps``; atomic. Returns ``path``."""
     scale = _scale_for(frames)
-    out = [annotate_frame(f, box_at(tube, i / fps), i / fps, duration, tube, scale) for i, f in enumerate(frames)]
+    times = _frame_times(frames, fps, times)
+    out = [annotate_frame(f, box_at(tube, t), t, duration, tube, scale) for f, t in zip(frames, times)]
     out = np.stack(out)
     out = out[:, : out.shape[1] // 2 * 2, : out.shape[2] // 2 * 2]  # yuv420p needs even sizes
     return write_video(path, out, fps)
 
 
-def write_timeline(path, frames: np.ndarray, fps: float, tube, duration: float, query: str, thumbs: int = 8) -> Path:
-    """A PNG: ``thumbs`` evenly spaced frames with their boxes, over a time axis with the predicted range."""
+def write_timeline(
+    path, frames: np.ndarray, fps: float, tube, duration: float, query: str, thumbs: int = 8, times=None
+) -> Path:
+    """A PNG: ``thumbs`` evenly spaced frames with their boxes, over a time axis with the predicted range.
+    ``times``: (T,) seconds of the frames (default i / fps)."""
+    times = _frame_times(frames, fps, times)
     idx = np.linspace(0, len(frames) - 1, min(thumbs, len(frames))).round().astype(int)
     scale = max(1, 96 // min(frames.shape[1:3]))
-    tiles = [annotate_frame(frames[i], box_at(tube, i / fps), i / fps, duration, tube, scale) for i in idx]
+    tiles = [annotate_frame(frames[i], box_at(tube, times[i]), times[i], duration, tube, scale) for i in idx]
     tw, th = tiles[0].shape[1], tiles[0].shape[0] - BAR_HEIGHT
     canvas = Image.new("RGB", (tw * len(tiles), th + BAR_HEIGHT + 44), (255, 255, 255))
     draw = ImageDraw.Draw(canvas)
@@ -77,10 +88,10 @@ def write_timeline(path, frames: np.ndarray, fps: float, tube, duration: float, 
     draw.rectangle([0, th, canvas.width, th + BAR_HEIGHT], BAR_BG)
     _draw_bar(draw, tube, duration, duration, y0=th, width=canvas.width)
     for k, i in enumerate(idx):
-        x = round(canvas.width * (i / fps) / duration) if duration > 0 else 0
+        x = round(canvas.width * times[i] / duration) if duration > 0 else 0
         draw.line([x, th, x, th + BAR_HEIGHT], fill=(255, 255, 255), width=1)
-        draw.text((k * tw + 2, th + BAR_HEIGHT + 2), f"{i / fps:.1f}s", fill=(0, 0, 0))
-    span = "no range" if tube.start is None else f"{tube.start:.1f}-{tube.end:.1f} s"
+        draw.text((k * tw + 2, th + BAR_HEIGHT + 2), f"{times[i]:.2f}s", fill=(0, 0, 0))
+    span = "no range" if tube.start is None else f"{tube.start:.2f}-{tube.end:.2f} s"
     draw.text((2, th + BAR_HEIGHT + 18), f"{query}  ->  {span}"[:200], fill=(0, 0, 0))
     with atomic_path(path) as tmp:
         canvas.save(tmp, format="PNG")

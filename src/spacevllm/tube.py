@@ -2,8 +2,10 @@
 
 Conventions (DESIGN section 2): ``start`` / ``end`` are seconds of a **closed** range ``[start, end]``;
 ``frames`` are indices of frames of the **source** video (not of the sampled frames); ``times`` their times in
-seconds (``frame / fps``), every one inside ``[start, end]``; ``boxes`` absolute-pixel ``[x1, y1, x2, y2]`` in
-the source video's resolution. A tube whose answer held no time range has ``start = end = None`` and no boxes.
+seconds (``frame / fps``, or the frame's own timestamp on a variable-frame-rate video), every one inside
+``[start, end]``; ``boxes`` absolute-pixel ``[x1, y1, x2, y2]`` in the source video's displayed resolution.
+A tube whose answer held no time range has ``start = end = None`` and no boxes (an image's REC result, from
+``spacevllm ground``, has no range and one box, frame 0 at time 0).
 """
 
 from __future__ import annotations
@@ -37,10 +39,15 @@ class Tube:
                 f"frames, times and boxes differ in length: {len(self.frames)}, {len(self.times)}, {len(self.boxes)}"
             )
 
-    def to_json(self) -> dict:
-        """``{"start": s | None, "end": s | None, "text": str, "boxes": [{"frame": int, "time": s, "box": xyxy}]}``."""
-        boxes = [{"frame": f, "time": t, "box": b} for f, t, b in zip(self.frames, self.times, self.boxes)]
-        return {"start": self.start, "end": self.end, "text": self.text, "boxes": boxes}
+    def to_json(self, time_digits: int | None = None, box_digits: int | None = None) -> dict:
+        """``{"start": s | None, "end": s | None, "text": str, "boxes": [{"frame": int, "time": s, "box": xyxy}]}``.
+
+        ``time_digits`` / ``box_digits``: decimals to round times / box coordinates to (None: full precision),
+        for printing (``1.3013`` rather than ``1.3013000000000001``)."""
+        t, b = _rounder(time_digits), _rounder(box_digits)
+        rows = zip(self.frames, self.times, self.boxes)
+        boxes = [{"frame": f, "time": t(s), "box": [b(v) for v in box]} for f, s, box in rows]
+        return {"start": t(self.start), "end": t(self.end), "text": self.text, "boxes": boxes}
 
     @classmethod
     def from_json(cls, obj: dict) -> Tube:
@@ -64,3 +71,8 @@ class Tube:
             for f, t, b in zip(self.frames, self.times, self.boxes)
         ]
         return "\n".join([head, *rows])
+
+
+def _rounder(digits: int | None):
+    """``x -> round(x, digits)`` (None passes through; ``digits`` None keeps full precision)."""
+    return lambda x: x if x is None or digits is None else round(x, digits)

@@ -1,12 +1,16 @@
 """Video and image I/O with PyAV and Pillow; LLaVA-Video's uniform frame sampling and time instruction.
 
-Conventions: frames are ``uint8`` RGB arrays of shape ``(T, H, W, 3)``; times are seconds. Source frame ``i``
-of a video at ``fps`` is at ``i / fps`` seconds (LLaVA-Video's ``frame_time``), counted from the stream's start.
+Conventions: frames are ``uint8`` RGB arrays of shape ``(T, H, W, 3)`` in **display orientation** (a rotation in
+the file's display matrix, or its ``rotate`` tag, is applied; ``width`` / ``height`` are the displayed sizes);
+times are seconds from the stream's first frame. Source frame ``i`` is the ``i``-th frame in presentation order.
+On a constant-frame-rate video it sits at ``i / fps`` seconds (LLaVA-Video's ``frame_time``); on a
+variable-frame-rate video at its own timestamp (``(pts_i - pts_0) * time_base``).
 
 Sampling follows LLaVA-Video (``load_video`` in LLaVA-NeXT's ``docs/LLaVA_Video_1003.md`` with
 ``force_sample=True``): ``indices = np.linspace(0, total - 1, n, dtype=int)`` (truncation, not rounding),
-``times = indices / avg_fps``, ``duration = total / avg_fps``. :func:`sample_frames` seeks to each target
-instead of decoding the whole file, and falls back to one sequential pass when a stream cannot be seeked.
+``times = indices / avg_fps``, ``duration = total / avg_fps``. :func:`sample_frames` first reads every packet's
+timestamp (demuxing, no decoding: it counts the frames and tells a variable frame rate), then seeks to each
+target instead of decoding the whole file, and falls back to one sequential pass when a stream cannot be seeked.
 """
 
 from __future__ import annotations
@@ -32,6 +36,10 @@ class VideoInfo:
     ``duration`` is ``num_frames / fps`` seconds (LLaVA-Video's ``video_time``); ``num_frames`` comes from the
     stream header, or is ``round(header duration * fps)`` when the header has no frame count (e.g. WebM), or 0
     when it has neither (raw elementary streams; :func:`sample_frames` then counts frames by decoding).
+    ``fps`` is the stream's average rate. In :attr:`SampledFrames.info` the count is the packets' (or the decoded
+    frames') and, on a variable-frame-rate video, ``duration`` runs to the last frame's time plus the median step.
+    ``width`` x ``height`` is the displayed size: ``rotation`` (0, 90, 180 or 270 degrees counterclockwise, from
+    the display matrix or the ``rotate`` tag) is already applied to it and to every decoded frame.
     """
 
     path: Path
@@ -40,12 +48,14 @@ class VideoInfo:
     num_frames: int
     width: int
     height: int
+    rotation: int = 0
 
 
 @dataclass
 class SampledFrames:
-    """``frames`` (N, H, W, 3) uint8 RGB; ``times`` (N,) float64 seconds (= ``indices / info.fps``);
-    ``indices`` (N,) int64 source frame indices, ascending; ``info`` the video's metadata."""
+    """``frames`` (N, H, W, 3) uint8 RGB, display orientation; ``times`` (N,) float64 seconds (``indices /
+    info.fps`` on a constant-frame-rate video, each frame's own timestamp on a variable one); ``indices`` (N,)
+    int64 source frame indices, ascending; ``info`` the video's metadata (frame count as counted)."""
 
     frames: np.ndarray
     times: np.ndarray
@@ -61,15 +71,19 @@ class _SeekFailed(Exception):
 
 
 def probe_video(path: str | os.PathLike) -> VideoInfo:
-    """Read a video's metadata (no decoding). Raises :class:`VideoError` for missing or unreadable files."""
+    """Read a video's metadata (decodes its first frame only, for the rotation). Raises :class:`VideoError` for
+    missing or unreadable files."""
     with _open(path) as container:
-        return _info(Path(path), container, _video_stream(Path(path), container))
+        stream = _video_stream(Path(path), container)
+        return _info(Path(path), container, stream)
 
 
 @contextmanager
 def _open(path: str | os.PathLike) -> Iterator[av.container.InputContainer]:
     path = Path(path)
-    if not path.is_file():
+    if path.is_dir():
+        raise VideoError(f"{path}: is a folder, not a video file")
+    if not path.exists():
         raise VideoError(f"{path}: video file not found")
     try:
         container = av.open(str(path), mode="r")
@@ -98,13 +112,74 @@ def _info(path: Path, container, stream) -> VideoInfo:
     fps = float(rate)
     num_frames = stream.frames or round(_header_duration(container, stream) * fps)
     ctx = stream.codec_context
-    return VideoInfo(path, num_frames / fps, fps, int(num_frames), int(ctx.width), int(ctx.height))
+    rotation = _display_rotation(path, stream)
+    width, height = (ctx.height, ctx.width) if rotation % 180 else (ctx.width, ctx.height)
+    return VideoInfo(path, num_frames / fps, fps, int(num_frames), int(width), int(height), rotation)
 
 
 def _header_duration(container, stream) -> float:
     if stream.duration and stream.time_base:
         return float(stream.duration * stream.time_base)
     return container.duration / av.time_base if container.duration else 0.0
+
+
+def _display_rotation(path: Path, stream) -> int:
+    """Degrees (0, 90, 180, 270) to turn stored frames counterclockwise for display: the first frame's display
+    matrix (FFmpeg attaches the container's to every decoded frame), else the stream's ``rotate`` tag (which
+    counts clockwise). Flips in the matrix are ignored; angles are rounded to a quarter turn."""
+    degrees = _first_frame_rotation(path, stream.index)
+    if not degrees:
+        tag = {str(k).lower(): v for k, v in stream.metadata.items()}.get("rotate")
+        try:
+            degrees = -float(tag) if tag else 0.0
+        except ValueError:
+            degrees = 0.0
+    return int(round(degrees / 90.0)) % 4 * 90
+
+
+def _first_frame_rotation(path: Path, index: int) -> float:
+    """``VideoFrame.rotation`` of the stream's first decoded frame; 0 when nothing decodes (the caller reports)."""
+    try:
+        with av.open(str(path), mode="r") as container:
+            for frame in container.decode(container.streams[index]):
+                return float(frame.rotation or 0)
+    except (av.error.FFmpegError, OSError, ValueError):
+        pass
+    return 0.0
+
+
+# --- frame timestamps -------------------------------------------------------------------------------
+
+
+def _packet_pts(container, stream) -> np.ndarray | None:
+    """(N,) int64 presentation timestamps (stream ``time_base`` ticks), ascending, of every frame's packet, read by
+    demuxing without decoding. None when a packet has no timestamp (raw elementary streams), two share one, or
+    the demuxer fails; the caller then falls back to the header and to counting decoded frames."""
+    pts = []
+    try:
+        for packet in container.demux(stream):
+            if packet.size == 0 or packet.is_discard:
+                continue
+            if packet.pts is None:
+                return None
+            pts.append(packet.pts)
+    except (av.error.FFmpegError, OSError):
+        return None
+    table = np.sort(np.asarray(pts, np.int64))
+    return table if len(table) and np.all(np.diff(table) > 0) else None
+
+
+def _timeline(info: VideoInfo, pts: np.ndarray, time_base) -> tuple[VideoInfo, np.ndarray | None]:
+    """``info`` with the frame count of ``pts`` (N,) ascending ticks, and (N,) float64 seconds of every frame when
+    the frame rate varies. A constant rate (every step within 1.5 ticks or 1% of ``1 / fps``) gives None: frame
+    ``i`` is then at ``i / fps`` and the duration ``N / fps``, as LLaVA-Video computes them. A variable rate gives
+    ``(pts - pts[0]) * time_base`` and a duration up to the last frame's time plus the median step."""
+    n, tick = len(pts), float(time_base)
+    seconds = (pts - pts[0]).astype(np.float64) * tick
+    steps, period = np.diff(seconds), 1.0 / info.fps
+    if n < 2 or np.all(np.abs(steps - period) <= max(1.5 * tick, 0.01 * period)):
+        return replace(info, num_frames=n, duration=n / info.fps), None
+    return replace(info, num_frames=n, duration=float(seconds[-1] + np.median(steps))), seconds
 
 
 # --- uniform sampling -------------------------------------------------------------------------------
@@ -124,9 +199,10 @@ def uniform_frame_indices(num_frames_total: int, n: int) -> np.ndarray:
 def sample_frames(path: str | os.PathLike, num_frames: int, size: int | tuple[int, int] | None = None) -> SampledFrames:
     """Decode ``num_frames`` uniformly sampled frames of ``path`` (see :func:`uniform_frame_indices`).
 
-    ``size``: ``(height, width)`` or an int for a square output, resized bilinearly by libswscale;
-    None keeps the source size. Seeks to the keyframe before each target and decodes forward to it; a
-    stream that cannot be seeked (or whose header over-counts frames) is decoded once, sequentially.
+    ``size``: ``(height, width)`` of the displayed frame or an int for a square output, resized bilinearly by
+    libswscale; None keeps the (displayed) source size. Reads every packet's timestamp first (frame count; a
+    variable frame rate gives each frame its own time), then seeks to the keyframe before each target and
+    decodes forward to it; a stream that cannot be seeked (or has no timestamps) is decoded once, sequentially.
     Raises :class:`VideoError` for a missing, unreadable, empty or too-short video (fewer distinct frames
     than ``num_frames``).
     """
@@ -135,37 +211,36 @@ def sample_frames(path: str | os.PathLike, num_frames: int, size: int | tuple[in
     out_hw = (size, size) if isinstance(size, int) else size
     with _open(path) as container:
         stream = _video_stream(Path(path), container)
-        info = _info(Path(path), container, stream)
+        info, pts = _info(Path(path), container, stream), _packet_pts(container, stream)
+        times = None
+        if pts is not None:
+            info, times = _timeline(info, pts, stream.time_base)
+            _check_length(info, num_frames)
         if info.num_frames >= num_frames:
             indices = uniform_frame_indices(info.num_frames, num_frames)
             try:
-                frames = _decode_by_seeking(container, stream, info.fps, indices, out_hw)
-                return _result(frames, indices, info)
+                frames = _SeekCursor(container, stream, info, pts).frames_at(indices, out_hw)
+                return _result(frames, indices, info, times)
             except _SeekFailed:
                 pass
     return _sample_sequentially(Path(path), info, num_frames, out_hw)
 
 
-def _result(frames: list[np.ndarray], indices: np.ndarray, info: VideoInfo) -> SampledFrames:
-    return SampledFrames(np.stack(frames), indices / info.fps, indices, info)
+def _result(frames: list[np.ndarray], indices: np.ndarray, info: VideoInfo, times: np.ndarray | None) -> SampledFrames:
+    """``times``: (N_total,) seconds of every frame of a variable-rate video, or None for ``indices / fps``."""
+    sampled = indices / info.fps if times is None else times[indices]
+    return SampledFrames(np.stack(frames), sampled.astype(np.float64), indices, info)
 
 
 def _check_length(info: VideoInfo, num_frames: int) -> None:
     if info.num_frames == 0:
         raise VideoError(f"{info.path}: video has no decodable frames")
     if info.num_frames < num_frames:
-        raise VideoError(
-            f"{info.path}: video is too short: it has {info.num_frames} frames, fewer than the {num_frames} asked for"
-        )
+        have = f"{info.num_frames} frame{'s' if info.num_frames != 1 else ''}"
+        raise VideoError(f"{info.path}: video is too short: it has {have}, fewer than the {num_frames} asked for")
 
 
 # --- seeking decoder ----------------------------------------------------------------------------------
-
-
-def _decode_by_seeking(container, stream, fps: float, indices: np.ndarray, out_hw) -> list[np.ndarray]:
-    """Frames at ascending source ``indices`` (one :class:`_SeekCursor` walk over the open stream)."""
-    cursor = _SeekCursor(container, stream, fps)
-    return [_to_rgb(cursor.frame_at(target), out_hw) for target in indices.tolist()]
 
 
 class _SeekCursor:
@@ -174,13 +249,20 @@ class _SeekCursor:
     For each target it either keeps decoding forward or seeks to the keyframe before the target, whichever
     decodes fewer frames: it seeks when a keyframe probably lies between the current position and the target
     (``gap``: smallest keyframe distance seen in one decoded run), or, before any gap is known, when the target
-    is farther ahead than the farthest a seek has had to decode (``reach``).
+    is farther ahead than the farthest a seek has had to decode (``reach``). A decoded frame's source index is
+    the position of its timestamp in ``pts`` (every packet's timestamp, ascending), or ``round(t * fps)`` when
+    the stream's timestamps could not be read up front.
     """
 
-    def __init__(self, container, stream, fps: float):
-        self.container, self.stream, self.fps = container, stream, fps
+    def __init__(self, container, stream, info: VideoInfo, pts: np.ndarray | None = None):
+        self.container, self.stream, self.fps, self.table = container, stream, info.fps, pts
+        self.rotation = info.rotation
         self.frames, self.pos, self.last_key, self.gap, self.reach = None, -1, None, None, 0
         self.start, self.target_pts = stream.start_time or 0, 0
+
+    def frames_at(self, indices: np.ndarray, out_hw) -> list[np.ndarray]:
+        """(H, W, 3) uint8 RGB display-orientation frames at ascending source ``indices``."""
+        return [_to_rgb(self.frame_at(target), out_hw, self.rotation) for target in indices.tolist()]
 
     def frame_at(self, target: int) -> av.VideoFrame:
         """The first frame at or after source frame ``target`` (the target itself for constant-rate video)."""
@@ -213,7 +295,17 @@ class _SeekCursor:
         self.last_key = idx
 
     def _pts(self, target: int) -> int:
+        if self.table is not None:
+            return int(self.table[target])
         return self.start + round(Fraction(target) / Fraction(self.fps) / self.stream.time_base)
+
+    def _index(self, pts: int) -> int:
+        if self.table is None:
+            return round(float((pts - self.start) * self.stream.time_base) * self.fps)
+        i = int(np.searchsorted(self.table, pts))
+        if i == len(self.table) or self.table[i] != pts:
+            raise _SeekFailed(f"a decoded frame's timestamp {pts} is not a packet's")
+        return i
 
     def _seek(self, target: int) -> None:
         """Seek to the keyframe at or before source frame ``target``."""
@@ -226,7 +318,7 @@ class _SeekCursor:
     def _decode_from_here(self) -> Iterator[tuple[int, av.VideoFrame]]:
         """Yield ``(source frame index, frame)`` from the demuxer's position. Non-reference frames before the
         current target are skipped undecoded (no later frame needs them): about 20% faster on x264 streams."""
-        ctx, tb = self.stream.codec_context, self.stream.time_base
+        ctx = self.stream.codec_context
         try:
             for packet in self.container.demux(self.stream):
                 early = packet.pts is not None and packet.pts < self.target_pts
@@ -234,7 +326,7 @@ class _SeekCursor:
                 for frame in packet.decode():
                     if frame.pts is None:
                         raise _SeekFailed("frames carry no timestamps")
-                    yield round(float((frame.pts - self.start) * tb) * self.fps), frame
+                    yield self._index(frame.pts), frame
         except av.error.FFmpegError as err:
             raise VideoError(f"{self.container.name}: corrupt video ({_reason(err)})") from None
 
@@ -246,11 +338,22 @@ def _decode(container, stream) -> Iterator[av.VideoFrame]:
         raise VideoError(f"{container.name}: corrupt video ({_reason(err)})") from None
 
 
-def _to_rgb(frame: av.VideoFrame, out_hw) -> np.ndarray:
+def _to_rgb(frame: av.VideoFrame, out_hw, rotation: int = 0) -> np.ndarray:
+    """(H, W, 3) uint8 RGB, turned ``rotation`` degrees counterclockwise; ``out_hw`` is the displayed size."""
+    turns = rotation // 90 % 4
     if out_hw is None:
-        return frame.to_ndarray(format="rgb24")
-    h, w = out_hw
-    return frame.reformat(width=w, height=h, format="rgb24", interpolation="BILINEAR").to_ndarray()
+        rgb = frame.to_ndarray(format="rgb24")
+    else:
+        h, w = out_hw if turns % 2 == 0 else out_hw[::-1]
+        rgb = frame.reformat(width=w, height=h, format="rgb24", interpolation="BILINEAR").to_ndarray()
+    return to_display(rgb, rotation)
+
+
+def to_display(rgb: np.ndarray, rotation: int) -> np.ndarray:
+    """A stored (H, W, C) frame turned ``rotation`` degrees counterclockwise (:attr:`VideoInfo.rotation`): the
+    frame as players show it, (W, H, C) for a quarter turn. For code that decodes frames itself."""
+    turns = rotation // 90 % 4
+    return np.ascontiguousarray(np.rot90(rgb, turns)) if turns else rgb
 
 
 # --- sequential fallback --------------------------------------------------------------------------------
@@ -261,43 +364,58 @@ def _sample_sequentially(path: Path, info: VideoInfo, num_frames: int, out_hw) -
     actually decoded and decode a second time with the corrected targets."""
     if info.num_frames >= num_frames:
         indices = uniform_frame_indices(info.num_frames, num_frames)
-        frames, count = _decode_sequentially(path, indices, out_hw)
-        if count == info.num_frames:
-            return _result(frames, indices, info)
+        frames, pts, tb = _decode_sequentially(path, indices, out_hw, info.rotation)
+        if len(pts) == info.num_frames:
+            return _result(frames, indices, *_decoded_timeline(info, pts, tb))
     else:
-        count = _decode_sequentially(path, np.zeros(0, np.int64), out_hw)[1]
-    info = replace(info, num_frames=count, duration=count / info.fps)
+        pts = _decode_sequentially(path, np.zeros(0, np.int64), out_hw, info.rotation)[1]
+    info = replace(info, num_frames=len(pts), duration=len(pts) / info.fps)
     _check_length(info, num_frames)
-    indices = uniform_frame_indices(count, num_frames)
-    return _result(_decode_sequentially(path, indices, out_hw)[0], indices, info)
+    indices = uniform_frame_indices(len(pts), num_frames)
+    frames, pts, tb = _decode_sequentially(path, indices, out_hw, info.rotation)
+    return _result(frames, indices, *_decoded_timeline(info, pts, tb))
 
 
-def _decode_sequentially(path: Path, indices: np.ndarray, out_hw) -> tuple[list[np.ndarray], int]:
-    """Frames at ``indices`` (decode order = presentation order) and the number of frames decoded."""
-    wanted, frames, count = set(indices.tolist()), [], 0
+def _decoded_timeline(info: VideoInfo, pts: list, time_base) -> tuple[VideoInfo, np.ndarray | None]:
+    """:func:`_timeline` from the decoded frames' timestamps; frame ``i`` at ``i / fps`` when they lack any."""
+    table = np.asarray([-1 if p is None else p for p in pts], np.int64)
+    if None in pts or len(table) < 2 or np.any(np.diff(table) <= 0):
+        return info, None
+    return _timeline(info, table, time_base)
+
+
+def _decode_sequentially(
+    path: Path, indices: np.ndarray, out_hw, rotation: int
+) -> tuple[list[np.ndarray], list, object]:
+    """Frames at ``indices`` (decode order = presentation order), every decoded frame's pts (None where it has
+    none) and the stream's time base."""
+    wanted, frames, pts = set(indices.tolist()), [], []
     with _open(path) as container:
         stream = _video_stream(path, container)
         stream.thread_type = "AUTO"
-        for count, frame in enumerate(_decode(container, stream), start=1):
-            if count - 1 in wanted:
-                frames.append(_to_rgb(frame, out_hw))
-    return frames, count
+        for i, frame in enumerate(_decode(container, stream)):
+            pts.append(frame.pts)
+            if i in wanted:
+                frames.append(_to_rgb(frame, out_hw, rotation))
+        return frames, pts, stream.time_base
 
 
 # --- images, time instruction, writing ------------------------------------------------------------------
 
 
-def read_image(path: str | os.PathLike) -> np.ndarray:
-    """Read an image file as (H, W, 3) uint8 RGB (pixels as stored; EXIF orientation is not applied, so boxes
-    annotated on the stored pixels stay valid)."""
-    from PIL import Image, UnidentifiedImageError
+def read_image(path: str | os.PathLike, display: bool = False) -> np.ndarray:
+    """Read an image file as (H, W, 3) uint8 RGB: pixels as stored (default; EXIF orientation is not applied, so
+    boxes annotated on the stored pixels stay valid), or with ``display`` as viewers show it (EXIF applied)."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
 
     path = Path(path)
-    if not path.is_file():
+    if path.is_dir():
+        raise InputFileError(path, "is a folder, not an image file")
+    if not path.exists():
         raise InputFileError(path, "image file not found")
     try:
         with Image.open(path) as img:
-            return np.asarray(img.convert("RGB"), dtype=np.uint8)
+            return np.asarray((ImageOps.exif_transpose(img) if display else img).convert("RGB"), dtype=np.uint8)
     except (UnidentifiedImageError, OSError) as err:
         raise InputFileError(path, f"not a readable image ({err})") from None
 

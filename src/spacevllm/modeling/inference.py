@@ -81,7 +81,7 @@ def load_model(checkpoint, device: str = "auto", dtype: str = "auto", time_sourc
     corrupt ``config.json``, missing or corrupt weights, or processor files that do not load.
     """
     path = Path(checkpoint)
-    _check_checkpoint(path)
+    check_checkpoint(path)
     from spacevllm.modeling import SpaceVLLMForConditionalGeneration, SpaceVLLMProcessor
 
     dev = resolve_device(device)
@@ -98,14 +98,20 @@ def load_model(checkpoint, device: str = "auto", dtype: str = "auto", time_sourc
     return model.to(dev).eval(), processor
 
 
-def _check_checkpoint(path: Path) -> None:
+def check_checkpoint(path) -> dict:
+    """The parsed ``config.json`` of a SpaceVLLM checkpoint folder, after checking (without loading weights) that
+    the folder, its config and its weights are there. Raises :class:`SpaceVLLMError` naming the path."""
+    path = Path(path)
+    if path.is_file():
+        raise SpaceVLLMError(f"{path}: is a file; a checkpoint is a model folder (with config.json)")
     if not path.is_dir():
         raise SpaceVLLMError(f"{path}: checkpoint folder not found")
     config = path / "config.json"
     if not config.is_file():
         raise SpaceVLLMError(f"{path}: not a model folder (no config.json)")
     try:
-        model_type = json.loads(config.read_text(encoding="utf-8")).get("model_type")
+        raw = json.loads(config.read_text(encoding="utf-8"))
+        model_type = raw.get("model_type")
     except (ValueError, UnicodeDecodeError, AttributeError) as err:
         raise SpaceVLLMError(f"{config}: not a valid config file ({_first_line(err)})") from None
     if model_type != "spacevllm":
@@ -113,6 +119,16 @@ def _check_checkpoint(path: Path) -> None:
         raise SpaceVLLMError(f"{config}: model_type is {model_type!r}, not 'spacevllm'{hint}")
     if not any((path / name).is_file() for name in WEIGHT_FILES):
         raise SpaceVLLMError(f"{path}: no weights (expected model.safetensors)")
+    return raw
+
+
+def check_num_frames(n: int, model_frames: int, name: str = "num_frames") -> int:
+    """``n`` if the model can take that many video frames: 1 to its ``num_frames`` (one video query token per
+    frame, ``<r_0>..<r_{N_v - 1}>``; ``<r_{N_v}>`` is the image query), else :class:`SpaceVLLMError` naming
+    ``name`` (e.g. ``--frames``) and the range."""
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 1 <= n <= model_frames:
+        raise SpaceVLLMError(f"{name} must be 1 to {model_frames} (this model's num_frames), got {n}")
+    return int(n)
 
 
 class _as_user_error:
@@ -164,7 +180,7 @@ def ground_batch(model, processor, videos, queries, num_frames: int | None = Non
     """:func:`ground` for several videos at once: one left-padded batch, one prefill, one ``generate``."""
     if len(videos) != len(queries):
         raise ValueError(f"{len(videos)} videos but {len(queries)} queries")
-    samples = [_sampled(v, num_frames or model.config.num_frames) for v in videos]
+    samples = [_sampled(v, num_frames, model.config.num_frames) for v in videos]
     inputs = _video_inputs(model, processor, samples, queries, "stvg")
     text_mode = _text_mode(model)
     budget = TIME_ANSWER_TOKENS + (TEXT_COORD_TOKENS_PER_FRAME * len(samples[0].times) if text_mode else 0)
@@ -214,7 +230,7 @@ def generate_answer(
     model, processor, video, question: str, num_frames: int | None = None, max_new_tokens: int = QA_ANSWER_TOKENS
 ) -> str:
     """Plain video question answering / captioning: the generated text (greedy), special tokens removed."""
-    sample = _sampled(video, num_frames or model.config.num_frames)
+    sample = _sampled(video, num_frames, model.config.num_frames)
     inputs = _video_inputs(model, processor, [sample], [question], "qa")
     return _generate(model, processor, inputs, max_new_tokens)[0]
 
@@ -253,8 +269,12 @@ def forced_answer(processor, answers: list[str]) -> dict:
 # --- steps ----------------------------------------------------------------------------------------------------
 
 
-def _sampled(video, num_frames: int) -> SampledFrames:
-    return video if isinstance(video, SampledFrames) else sample_frames(video, int(num_frames))
+def _sampled(video, num_frames: int, model_frames: int) -> SampledFrames:
+    """``video`` sampled to ``num_frames`` frames (None: the model's ``num_frames``); at most the model's."""
+    if isinstance(video, SampledFrames):
+        check_num_frames(len(video.indices), model_frames, "the sampled frames")
+        return video
+    return sample_frames(video, check_num_frames(model_frames if num_frames is None else num_frames, model_frames))
 
 
 def _text_mode(model) -> bool:
