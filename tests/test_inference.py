@@ -3,6 +3,8 @@ text-coordinate mode, REC and QA."""
 
 from __future__ import annotations
 
+import json
+import shutil
 import warnings
 
 import numpy as np
@@ -11,7 +13,9 @@ import torch
 
 pytest.importorskip("spacevllm.modeling.tiny")
 
+from spacevllm.assets import default_checkpoint_path  # noqa: E402
 from spacevllm.box_ops import norm_cxcywh_to_pixel_xyxy  # noqa: E402
+from spacevllm.errors import SpaceVLLMError  # noqa: E402
 from spacevllm.modeling.inference import (  # noqa: E402
     _generate,
     _model_inputs,
@@ -245,3 +249,11 @@ def test_fine_anchor_boxes_from_the_prefill_equal_the_training_forward(fine_mode
         ref = model(**inputs).pred_boxes[0, 0].double().numpy()
     box = ground_image(model, processor, image, "the left cat")
     np.testing.assert_allclose(box, norm_cxcywh_to_pixel_xyxy(ref, 50, 30), atol=1e-3)
+
+
+def test_processor_that_disagrees_with_the_model_config_is_a_one_line_error(tmp_path):
+    ckpt = shutil.copytree(default_checkpoint_path(), tmp_path / "m")
+    meta = json.loads((ckpt / "spacevllm_processor.json").read_text())
+    (ckpt / "spacevllm_processor.json").write_text(json.dumps(meta | {"num_frames": meta["num_frames"] + 1}))
+    with pytest.raises(SpaceVLLMError, match=r"spacevllm_processor.json does not match config.json \(num_frames"):
+        load_model(ckpt)

@@ -36,6 +36,7 @@ from transformers import LogitsProcessor, LogitsProcessorList
 from spacevllm.box_ops import denormalize_xyxy, norm_cxcywh_to_pixel_xyxy
 from spacevllm.errors import SpaceVLLMError
 from spacevllm.modeling import text_coords
+from spacevllm.modeling.processing import PROCESSOR_FILE
 from spacevllm.modeling.temporal_pointer import best_span
 from spacevllm.time_ops import ANSWER_TIME_STEP, format_time_range, parse_time_range, time_range_to_frame_range
 from spacevllm.tube import Tube
@@ -91,6 +92,9 @@ def load_model(checkpoint, device: str = "auto", dtype: str = "auto", time_sourc
         )
     with _as_user_error(f"{path}: cannot load the processor"):
         processor = SpaceVLLMProcessor.from_pretrained(path)
+    bad = processor.mismatches(model.config)
+    if bad:
+        raise SpaceVLLMError(f"{path}: {PROCESSOR_FILE} does not match config.json ({'; '.join(bad)})")
     if time_source is not None:
         if time_source == "pointer" and getattr(model, "temporal_pointer", None) is None:
             raise SpaceVLLMError(f"{path}: --time-source pointer: this model has no temporal pointer")
@@ -115,7 +119,8 @@ def check_checkpoint(path) -> dict:
     except (ValueError, UnicodeDecodeError, AttributeError) as err:
         raise SpaceVLLMError(f"{config}: not a valid config file ({_first_line(err)})") from None
     if model_type != "spacevllm":
-        hint = "; convert it first with `spacevllm convert`" if model_type == "llava_onevision" else ""
+        convertible = model_type in ("llava_onevision", "llava_qwen")
+        hint = "; convert it first with `spacevllm convert`" if convertible else ""
         raise SpaceVLLMError(f"{config}: model_type is {model_type!r}, not 'spacevllm'{hint}")
     if not any((path / name).is_file() for name in WEIGHT_FILES):
         raise SpaceVLLMError(f"{path}: no weights (expected model.safetensors)")

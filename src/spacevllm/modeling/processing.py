@@ -95,6 +95,19 @@ class SpaceVLLMProcessor:
         cfg = json.loads((path / PROCESSOR_FILE).read_text(encoding="utf-8")) | overrides
         return cls(AutoTokenizer.from_pretrained(path), **cfg)
 
+    def mismatches(self, config) -> list[str]:
+        """Fields the processor copies from the model config (token layout, frame input) that disagree with
+        ``config``, as ``"name: processor X, model Y"`` strings (empty when the pair belongs together)."""
+        pairs = {
+            "num_frames": config.num_frames,
+            "tokens_per_frame": config.tokens_per_frame,
+            "query_mode": config.query_mode,
+            "motion_input": config.motion_input,
+            "newline_position": config.newline_position,
+            "image_size": config.vision_config.image_size,
+        }
+        return [f"{k}: processor {getattr(self, k)!r}, model {v!r}" for k, v in pairs.items() if getattr(self, k) != v]
+
     # --- pixels --------------------------------------------------------------------------------------------------
     def preprocess_frames(self, frames: np.ndarray) -> torch.Tensor:
         """(N, H, W, 3) uint8 -> (N, C, s, s) float32; C = 6 with motion input ([x_t, x_t - x_{t-1}])."""

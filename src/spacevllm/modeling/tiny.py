@@ -140,6 +140,13 @@ def build_tiny_checkpoint(
     cfg = SpaceVLLMConfig(**kw, num_frames=num_frames, query_token_ids=ids, **overrides)
     SpaceVLLMForConditionalGeneration(cfg).save_pretrained(out)
     SpaceVLLMProcessor(
-        tokenizer, num_frames, image_size, cfg.tokens_per_frame, cfg.query_mode, cfg.motion_input, text_first=text_first
+        tokenizer,
+        num_frames,
+        image_size,
+        cfg.tokens_per_frame,
+        cfg.query_mode,
+        cfg.motion_input,
+        text_first=text_first,
+        newline_position=cfg.newline_position,
     ).save_pretrained(out)
     return out
