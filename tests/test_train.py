@@ -172,7 +172,8 @@ def test_parts_freeze_and_own_lr_and_the_query_rows(world, tmp_path, capsys):
     assert main(["train", "--config", str(cfg), "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert "global batch 4 = 1 processes x 4 micro-batch x 1 accumulation" in out and "frozen llm" in out
-    assert "trainable vision_tower" in out and "lr 0.0001" in out and "trainable new_tokens" in out
+    assert "trainable vision_tower" in out and "lr 0.0001" in out
+    assert "trainable new_tokens: 320 parameters" in out  # 5 query rows x 32 wide x (input, output) embeddings
     init = load_file(tmp_path / "run" / "init" / "model.safetensors")
     final = load_file(tmp_path / "run" / "final" / "model.safetensors")
     ids = yaml.safe_load((tmp_path / "run" / "init" / "config.json").read_text())["query_token_ids"]

@@ -40,7 +40,9 @@ def config(tmp_path, world, name, steps=4, tasks=None, **optim):
         "save_every": 2,
         "model": {"tiny": TINY},
         "data": {"train": [str(world)], "task_weights": tasks or MIXTURE},
-        "optim": {"lr": 3e-3, "warmup_ratio": 0.1, "max_steps": steps, "batch_size": 2, "grad_accum": 2} | optim,
+        "optim": {"lr": 3e-3, "warmup_ratio": 0.1, "max_steps": steps, "batch_size": 2, "grad_accum": 2}
+        | {"parts": {"vision_tower": {"lr": 1e-3}}}  # two AdamW groups, as the recipe has
+        | optim,
     }
     path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump(cfg))
@@ -80,6 +82,8 @@ def test_stopped_and_resumed_deepspeed_run_is_the_plain_run(world, plain, tmp_pa
     out = capsys.readouterr().out
     assert f"DeepSpeed ZeRO-{stage[-1]}" in out and "global batch 4 = 1 processes x 2 micro-batch x 2" in out
     assert not (tmp_path / "ds" / "final").exists()
+    assert main(["train", "--config", cfg, "--no-progress", "--resume"]) == 2  # ZeRO shards: not a plain resume
+    assert f"written by a {stage} run of 1 processes, resumed as plain" in capsys.readouterr().err
     train(cfg, "--deepspeed", stage, "--resume")
     assert_same_curve(read_log(tmp_path / "ds" / "log.jsonl"), read_log(plain / "log.jsonl"))
     # full weights (ZeRO-3 gathers them) in final/ and in the last checkpoint, equal to the plain run's
@@ -131,8 +135,9 @@ def test_two_process_zero3_run(world, tmp_path):
     raw = yaml.safe_load(Path(cfg).read_text()) | {"threads": 1}
     Path(cfg).write_text(yaml.safe_dump(raw))
     accelerate = Path(sys.executable).with_name("accelerate")
-    cmd = [str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-           "--main_process_port", str(_free_port()), "--mixed_precision", "no", "--dynamo_backend", "no",
+    # docs/training-at-scale.md's 8-GPU line with 2 processes, a tiny config, a free port (two test runs on one
+    # machine must not collide on the default 29500) and no progress bar
+    cmd = [str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--main_process_port", str(_free_port()),
            "-m", "spacevllm.cli", "train", "--config", cfg, "--deepspeed", "zero3", "--no-progress"]  # fmt: skip
     env = os.environ | {"CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=400, env=env, cwd=tmp_path)

@@ -6,9 +6,16 @@ Configuration is a YAML file (``src/spacevllm/configs/train/*.yaml``) read by :f
 AdamW, lr 1e-5, weight decay 0, cosine, warmup ratio 0.03; λ_time, λ_space, λ_L1, λ_giou = 1, 1, 3, 1) is
 ``configs/train/paper_7b.yaml``.
 
-Determinism and resume: micro-batch ``g`` is drawn by :class:`~spacevllm.data.dataset.MixtureSampler` from
-``(seed, g)`` alone, and a checkpoint stores model, optimizer, scheduler, RNG states and the step (hence the
-data position), so a run killed and resumed logs the same losses as a straight run (single process, CPU).
+Backends (:func:`build_accelerator`): plain accelerate (one process, or DDP under ``accelerate launch`` /
+``torchrun``) or DeepSpeed ZeRO-2/3 (``train(..., deepspeed="zero3")``, CLI ``--deepspeed``), with accelerate's
+gradient accumulation. Per-part freezing and learning rates: ``optim.parts`` (:func:`param_groups`). Launch lines
+and what was tested: docs/training-at-scale.md.
+
+Determinism and resume: the samples of optimizer step ``s`` on process ``r`` of ``W`` are the batch ``s*W + r``
+drawn by :class:`~spacevllm.data.dataset.MixtureSampler` from ``(seed, s*W + r)`` alone (``batch_size *
+grad_accum`` samples, cut into ``grad_accum`` micro-batches), and a checkpoint stores model, optimizer, scheduler,
+RNG states and the step (hence the data position), so a run killed and resumed logs the same losses as a straight
+run (tested on CPU: plain, ZeRO-2 and ZeRO-3, one and two processes).
 
 Output folder ``OUT``: ``config.yaml`` (the resolved config), ``log.jsonl`` (one line per logged step),
 ``checkpoints/step-XXXXXXXX/`` (see :mod:`spacevllm.engine.checkpoint`), ``final/`` (model + processor).
@@ -234,8 +241,10 @@ def param_groups(cfg: TrainConfig, model) -> list[dict]:
     groups = []
     for part, params in by_part.items():
         lr = parts.get(part, {}).get("lr") or o.lr
-        wd = 0.0 if part == "new_tokens" else o.weight_decay
-        groups.append({"params": params, "lr": lr, "weight_decay": wd, "part": part})
+        group = {"params": params, "lr": lr, "weight_decay": o.weight_decay, "part": part}
+        if part == "new_tokens":  # weight decay would move the masked rows
+            group |= {"weight_decay": 0.0, "rows": len(model.config.query_token_ids)}
+        groups.append(group)
     return groups
 
 
@@ -284,17 +293,22 @@ def build_optimizer(cfg: TrainConfig, model):
     raise SpaceVLLMError(f"config: optim.scheduler must be cosine or constant, got {o.scheduler!r}")
 
 
-def trainable_by_part(model, optimizer) -> dict[str, int]:
+def trainable_by_part(optimizer) -> dict[str, int]:
     """Trainable parameter count of each part in the optimizer's groups (ZeRO-3: the full, not the local, size)."""
     counts: dict[str, int] = {}
     for group in optimizer.param_groups:
-        n = sum(_numel(p) for p in group["params"])
+        rows = group.get("rows")  # new_tokens: only these rows of each (V, D) matrix train
+        n = sum(_numel(p) // _shape(p)[0] * rows if rows else _numel(p) for p in group["params"])
         counts[group.get("part", "all")] = counts.get(group.get("part", "all"), 0) + n
     return counts
 
 
 def _numel(p) -> int:
     return int(getattr(p, "ds_numel", p.numel()))
+
+
+def _shape(p) -> tuple:
+    return tuple(getattr(p, "ds_shape", p.shape))  # ZeRO-3 keeps the full shape in ds_shape
 
 
 # --- DeepSpeed --------------------------------------------------------------------------------------------------
@@ -306,7 +320,8 @@ def load_deepspeed_config(spec: str, cfg: TrainConfig, precision: str) -> dict:
     """The DeepSpeed JSON named by ``spec`` (zero2 | zero3 = the shipped files, or a path), with the ``"auto"``
     values accelerate cannot fill without a prepared DataLoader filled from the train config: micro-batch
     (optim.batch_size), accumulation (optim.grad_accum), clipping (optim.max_grad_norm; 0 = none) and bf16/fp16
-    (precision). A value the file sets explicitly must agree with the train config."""
+    (precision); under ZeRO-3 the weights are gathered at each save. A value the file sets explicitly must agree
+    with the train config."""
     path = Path(__file__).parent.parent / "configs" / "deepspeed" / f"{spec}.json"
     path = path if spec in DEEPSPEED_PRESETS else Path(spec)
     if not path.is_file():
@@ -321,9 +336,19 @@ def load_deepspeed_config(spec: str, cfg: TrainConfig, precision: str) -> dict:
     _fill(ds, "train_micro_batch_size_per_gpu", o.batch_size, path, "optim.batch_size")
     _fill(ds, "gradient_accumulation_steps", o.grad_accum, path, "optim.grad_accum")
     _fill(ds, "gradient_clipping", float(o.max_grad_norm or 0.0), path, "optim.max_grad_norm")
+    zero = ds["zero_optimization"]
+    if zero.get("stage") == 3:  # final/ and checkpoints hold gathered weights (accelerator.get_state_dict)
+        if zero.get("stage3_gather_16bit_weights_on_model_save", "auto") is False:
+            raise SpaceVLLMError(f"{path}: ZeRO-3 saves need stage3_gather_16bit_weights_on_model_save: true")
+        zero["stage3_gather_16bit_weights_on_model_save"] = True
     for kind in ("bf16", "fp16"):
-        if isinstance(ds.get(kind), dict) and ds[kind].get("enabled") == "auto":
-            ds[kind]["enabled"] = precision == kind
+        section = ds.get(kind) if isinstance(ds.get(kind), dict) else {}
+        if kind in ds and section.get("enabled", "auto") not in ("auto", precision == kind):
+            raise SpaceVLLMError(
+                f"{path}: {kind}.enabled is {section['enabled']} but the train config's precision is {precision}"
+            )
+        if kind in ds:
+            ds[kind] = section | {"enabled": precision == kind}
     return ds
 
 
@@ -478,6 +503,8 @@ def _train(cfg: TrainConfig, acc, resume: bool, progress: bool, stop_after: int 
 
     out = Path(cfg.out_dir)
     last = ckpt.latest_checkpoint(out) if resume else None
+    if last is not None:
+        _check_same_launch(last, acc)
     if acc.is_main_process:
         build_data(cfg)
         if last is None:
@@ -486,25 +513,12 @@ def _train(cfg: TrainConfig, acc, resume: bool, progress: bool, stop_after: int 
                 _build_model_dir(cfg)
     acc.wait_for_everyone()
     set_seed(cfg.seed)
-    model, processor = build_model(cfg, init_dir=last / "model" if last else None)
-    optimizer, scheduler = build_optimizer(cfg, model)
-    counts = trainable_by_part(model, optimizer)
-    if acc.state.deepspeed_plugin is not None:
-        fill_model_sizes(
-            acc.state.deepspeed_plugin.deepspeed_config, model.config.text_config.hidden_size, acc.num_processes
-        )
-    legacy = last is not None and not ckpt.has_accelerate_state(last)
-    if legacy:  # a checkpoint written before accelerate's state was used (plain runs only)
-        state = ckpt.load_training_state(last)
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-    model, optimizer = acc.prepare(model, optimizer)
-    ckpt.register_state(acc, scheduler)
+    model, processor, optimizer, scheduler, counts = _prepared(cfg, acc, last)
     step = ckpt.read_step(last) if last is not None else 0
     loader = _loader(cfg, processor, acc.unwrap_model(model).config, step, acc)
     batches = iter(loader)  # iter() draws a seed
     if last is not None:  # after all setup: exactly where the straight run stood
-        ckpt.set_rng_state(state["rng"]) if legacy else ckpt.load_state(acc, last)
+        _restore(acc, last)
     if acc.is_main_process:
         _start_log(cfg, out, step)
         print(describe_run(cfg, acc, len(loader.dataset), counts))
@@ -514,6 +528,52 @@ def _train(cfg: TrainConfig, acc, resume: bool, progress: bool, stop_after: int 
     final = out / "final"
     ckpt.save_model(acc, model, processor, final)
     return final
+
+
+def _prepared(cfg: TrainConfig, acc, last: Path | None):
+    """(model, processor, optimizer, scheduler, trainable counts by part): built (from ``last/model`` on resume),
+    the DeepSpeed sizes filled, model and optimizer prepared by accelerate, the scheduler registered for
+    save_state. A checkpoint of the older ``training.pt`` format loads its optimizer and scheduler here."""
+    model, processor = build_model(cfg, init_dir=last / "model" if last else None)
+    optimizer, scheduler = build_optimizer(cfg, model)
+    counts = trainable_by_part(optimizer)
+    plugin = acc.state.deepspeed_plugin
+    if plugin is not None:
+        fill_model_sizes(plugin.deepspeed_config, model.config.text_config.hidden_size, acc.num_processes)
+    if last is not None and not ckpt.has_accelerate_state(last):
+        state = ckpt.load_training_state(last)
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+    model, optimizer = acc.prepare(model, optimizer)
+    ckpt.register_state(acc, scheduler)
+    return model, processor, optimizer, scheduler, counts
+
+
+def _restore(acc, last: Path) -> None:
+    """RNG states (and optimizer, scheduler, DeepSpeed engine) of checkpoint ``last``."""
+    if ckpt.has_accelerate_state(last):
+        ckpt.load_state(acc, last)
+    else:  # the older format
+        ckpt.set_rng_state(ckpt.load_training_state(last)["rng"])
+
+
+def backend_name(acc) -> str:
+    """ "plain" (one process or DDP) or "zeroN" (DeepSpeed ZeRO stage N)."""
+    plugin = acc.state.deepspeed_plugin
+    return f"zero{plugin.zero_stage}" if plugin is not None else "plain"
+
+
+def _check_same_launch(last: Path, acc) -> None:
+    """A checkpoint's optimizer state is per backend and per process (ZeRO shards, RNG states): resume it with the
+    launch that wrote it."""
+    state = json.loads((last / "state.json").read_text(encoding="utf-8"))
+    written = (state.get("backend", "plain"), state.get("processes", acc.num_processes))
+    if written != (backend_name(acc), acc.num_processes):
+        raise SpaceVLLMError(
+            f"{last}: written by a {written[0]} run of {written[1]} processes, resumed as {backend_name(acc)} with "
+            f"{acc.num_processes}: resume with the same --deepspeed and process count (or start from its model/ "
+            "with --init)"
+        )
 
 
 def describe_run(cfg: TrainConfig, acc, records: int, counts: dict[str, int]) -> str:
@@ -692,7 +752,13 @@ def read_log(path) -> list[dict]:
 def _checkpoint(cfg, acc, model, processor, step, logged) -> None:
     samples = step * cfg.optim.grad_accum * cfg.optim.batch_size * acc.num_processes
     ckpt.save_run_checkpoint(
-        acc, cfg.out_dir, step, model=model, processor=processor, samples_seen=samples, extra={"losses": logged}
+        acc,
+        cfg.out_dir,
+        step,
+        model=model,
+        processor=processor,
+        samples_seen=samples,
+        extra={"losses": logged, "backend": backend_name(acc), "processes": acc.num_processes},
     )
     if acc.is_main_process:
         ckpt.prune_checkpoints(cfg.out_dir, cfg.keep_checkpoints)
