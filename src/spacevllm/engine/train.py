@@ -653,7 +653,9 @@ def _loop(cfg, acc, model, processor, optimizer, scheduler, batches, step, progr
     """Optimizer steps until ``max_steps`` (or ``stop_after``); returns the last step done.
 
     accelerate counts the micro-batches (``accelerator.accumulate``): gradients are synchronized, the optimizer
-    steps and the loss is scaled by 1/k (DeepSpeed: inside its engine) once every ``optim.grad_accum``."""
+    steps and the loss is scaled by 1/k (DeepSpeed: inside its engine) once every ``optim.grad_accum``. The
+    DataLoader is not prepared, so accelerate never learns where it ends (GradientState.end_of_dataloader stays
+    False): the sampler yields whole steps (k micro-batches each) and every step ends on a synchronizing one."""
     from tqdm.auto import tqdm
 
     o, ga = cfg.optim, cfg.optim.grad_accum
