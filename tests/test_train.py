@@ -197,6 +197,7 @@ def test_parts_freeze_and_own_lr_and_the_query_rows(world, tmp_path, capsys):
     [
         ({"visual": {"lr": 1e-4}}, "unknown part 'visual'"),
         ({"llm": {"rate": 1e-4}}, "optim.parts.llm: unknown key 'rate'"),
+        ({"llm": {"lr": "fast"}}, "optim.parts.llm.lr must be a positive number, got 'fast'"),
         ({"new_tokens": {"lr": 1e-4}}, "optim.parts.new_tokens"),
     ],
 )

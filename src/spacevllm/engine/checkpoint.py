@@ -80,7 +80,7 @@ def save_run_checkpoint(acc, out_dir, step: int, *, model, processor, samples_se
     """
     final = checkpoint_dir(out_dir, step)
     staging = final.parent / f".{final.name}.state.tmp"
-    state_dict = acc.get_state_dict(model)  # collective under ZeRO-3; None on ranks > 0 there
+    state_dict = _full_state_dict(acc, model)
     if acc.is_main_process:
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)
@@ -99,11 +99,20 @@ def save_run_checkpoint(acc, out_dir, step: int, *, model, processor, samples_se
 
 def save_model(acc, model, processor, folder) -> None:
     """Save the full model (gathered under ZeRO-3) and the processor into ``folder`` atomically (collective)."""
-    state_dict = acc.get_state_dict(model)
+    state_dict = _full_state_dict(acc, model)
     if acc.is_main_process:
         with atomic_dir(folder) as tmp:
             _save_pretrained(acc, model, state_dict, processor, tmp)
     acc.wait_for_everyone()
+
+
+def _full_state_dict(acc, model) -> dict | None:
+    """The whole model's state dict on the main process (None elsewhere). Under ZeRO-3 every process takes part in
+    gathering the shards (``accelerator.get_state_dict`` is collective there); otherwise only the main one copies."""
+    plugin = acc.state.deepspeed_plugin
+    if (plugin is not None and plugin.zero_stage == 3) or acc.is_main_process:
+        return acc.get_state_dict(model)
+    return None
 
 
 def _save_pretrained(acc, model, state_dict, processor, folder: Path) -> None:

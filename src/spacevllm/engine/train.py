@@ -186,9 +186,9 @@ PART_SETTINGS = ("lr", "freeze")
 
 
 def part_of(name: str) -> str:
-    """The part of parameter ``name``: vision_tower, projector (the MLP and LLaVA's ``image_newline``), llm
-    (language model and lm_head, including the ``<r_i>`` rows of their embeddings) or space_decoder (space decoder
-    and temporal pointer)."""
+    """The part of parameter ``name``: vision_tower, projector (the MLP and LLaVA's ``image_newline``), space_decoder
+    (space decoder and temporal pointer) or llm (language model and lm_head, including the ``<r_i>`` rows of their
+    embeddings, and anything else)."""
     if ".vision_tower." in f".{name}":
         return "vision_tower"
     if "multi_modal_projector." in name or name.endswith("image_newline"):
@@ -207,10 +207,13 @@ def check_parts(parts: dict) -> dict[str, dict]:
         if part not in PARTS:
             raise SpaceVLLMError(f"config: optim.parts: unknown part {part!r} (known: {', '.join(PARTS)})")
         setting = setting or {}
-        bad = sorted(set(setting) - set(PART_SETTINGS)) if isinstance(setting, dict) else ["(not a mapping)"]
+        if not isinstance(setting, dict):
+            raise SpaceVLLMError(f"config: optim.parts.{part} must be a mapping {{lr, freeze}}, got {setting!r}")
+        bad = sorted(set(setting) - set(PART_SETTINGS))
         if bad:
             raise SpaceVLLMError(f"config: optim.parts.{part}: unknown key {bad[0]!r} (known: lr, freeze)")
-        out[part] = {"lr": setting.get("lr"), "freeze": bool(setting.get("freeze", False))}
+        lr = _positive(setting.get("lr"), f"optim.parts.{part}.lr")
+        out[part] = {"lr": lr, "freeze": bool(setting.get("freeze", False))}
     new = out.get("new_tokens")
     if new and not out.get("llm", {}).get("freeze"):
         raise SpaceVLLMError(
@@ -218,6 +221,19 @@ def check_parts(parts: dict) -> dict[str, dict]:
             "the llm part; give them their own setting only with llm: {freeze: true}"
         )
     return out
+
+
+def _positive(value, key: str) -> float | None:
+    """``value`` as a positive float (YAML reads ``1e-5`` without a dot as a string: accepted), None stays None."""
+    if value is None:
+        return None
+    try:
+        number = float(value) if not isinstance(value, bool) else -1.0
+    except (TypeError, ValueError):
+        number = -1.0
+    if number <= 0:
+        raise SpaceVLLMError(f"config: {key} must be a positive number, got {value!r}")
+    return number
 
 
 def param_groups(cfg: TrainConfig, model) -> list[dict]:
@@ -240,7 +256,7 @@ def param_groups(cfg: TrainConfig, model) -> list[dict]:
         by_part["new_tokens"] = _new_token_params(model)
     groups = []
     for part, params in by_part.items():
-        lr = parts.get(part, {}).get("lr") or o.lr
+        lr = parts.get(part, {}).get("lr") or o.lr  # check_parts: None or > 0
         group = {"params": params, "lr": lr, "weight_decay": o.weight_decay, "part": part}
         if part == "new_tokens":  # weight decay would move the masked rows
             group |= {"weight_decay": 0.0, "rows": len(model.config.query_token_ids)}
