@@ -111,7 +111,7 @@ def test_accumulation_gives_the_big_batch_curve(world, tmp_path, backend):
     assert_same_curve(a, b, rel=1e-5)
 
 
-def test_bad_deepspeed_flag_is_one_line_error(world, tmp_path, capsys):
+def test_bad_deepspeed_flag_is_one_line_error(world, tmp_path, capsys, monkeypatch):
     cfg = config(tmp_path, world, "bad")
     assert main(["train", "--config", cfg, "--deepspeed", "zero4", "--no-progress"]) == 2
     assert "zero4" in capsys.readouterr().err
@@ -119,6 +119,9 @@ def test_bad_deepspeed_flag_is_one_line_error(world, tmp_path, capsys):
     ds.write_text('{"zero_optimization": {"stage": 2}, "gradient_accumulation_steps": 8}')
     assert main(["train", "--config", cfg, "--deepspeed", str(ds), "--no-progress"]) == 2
     assert "gradient_accumulation_steps is 8 but the train config's optim.grad_accum is 2" in capsys.readouterr().err
+    monkeypatch.setenv("ACCELERATE_USE_DEEPSPEED", "true")  # accelerate launch --use_deepspeed, no config file
+    assert main(["train", "--config", cfg, "--no-progress"]) == 2
+    assert "pass --deepspeed zero2|zero3|JSON" in capsys.readouterr().err
 
 
 def _free_port() -> int:
