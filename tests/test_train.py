@@ -147,3 +147,62 @@ def test_init_flag_continues_another_model_with_the_configs_recipe(world, tmp_pa
     c = SpaceVLLMForConditionalGeneration.from_pretrained(out / "final")
     assert c.config.to_dict()["text_config"] == a.config.to_dict()["text_config"]
     assert read_log(out / "log.jsonl")[0]["loss"] != read_log(tmp_path / "b" / "log.jsonl")[0]["loss"]
+
+
+def test_every_shipped_train_config_still_loads():
+    """New config keys are optional: every config in configs/train/ loads unchanged and its parts check."""
+    from pathlib import Path
+
+    from spacevllm.engine.train import check_parts, load_config
+
+    folder = Path(__file__).parent.parent / "src" / "spacevllm" / "configs" / "train"
+    configs = sorted(folder.glob("*.yaml"))
+    assert len(configs) > 5
+    for path in configs:
+        check_parts(load_config(path).optim.parts)
+
+
+def test_parts_freeze_and_own_lr_and_the_query_rows(world, tmp_path, capsys):
+    """``optim.parts``: llm frozen (its weights end exactly as loaded), vision tower at its own lr, new_tokens
+    trained alone in the shared embedding matrices (only the ``<r_i>`` rows move), the start lines name each part."""
+    from safetensors.torch import load_file
+
+    parts = {"vision_tower": {"lr": 1e-4}, "llm": {"freeze": True}, "new_tokens": {"lr": 3e-3}}
+    cfg = write_config(tmp_path / "c.yaml", world, tmp_path / "run", steps=3, parts=parts)
+    assert main(["train", "--config", str(cfg), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "global batch 4 = 1 processes x 4 micro-batch x 1 accumulation" in out and "frozen llm" in out
+    assert "trainable vision_tower" in out and "lr 0.0001" in out
+    assert "trainable new_tokens: 320 parameters" in out  # 5 query rows x 32 wide x (input, output) embeddings
+    init = load_file(tmp_path / "run" / "init" / "model.safetensors")
+    final = load_file(tmp_path / "run" / "final" / "model.safetensors")
+    ids = yaml.safe_load((tmp_path / "run" / "init" / "config.json").read_text())["query_token_ids"]
+    others = [i for i in range(init["lm_head.weight"].shape[0]) if i not in ids]
+    for name in ("model.language_model.embed_tokens.weight", "lm_head.weight"):
+        assert torch.equal(final[name][others], init[name][others]), name
+        assert not torch.equal(final[name][ids], init[name][ids]), name
+    llm = [n for n in init if ".language_model." in n and "embed_tokens" not in n]
+    assert llm and all(torch.equal(final[n], init[n]) for n in llm)
+    assert not torch.equal(
+        final["model.vision_tower.embeddings.patch_embedding.weight"],
+        init["model.vision_tower.embeddings.patch_embedding.weight"],
+    )
+    assert not torch.equal(
+        final["space_decoder.space_head.layers.2.bias"], init["space_decoder.space_head.layers.2.bias"]
+    )
+
+
+@pytest.mark.parametrize(
+    ("parts", "message"),
+    [
+        ({"visual": {"lr": 1e-4}}, "unknown part 'visual'"),
+        ({"llm": {"rate": 1e-4}}, "optim.parts.llm: unknown key 'rate'"),
+        ({"llm": {"lr": "fast"}}, "optim.parts.llm.lr must be a positive number, got 'fast'"),
+        ({"new_tokens": {"lr": 1e-4}}, "optim.parts.new_tokens"),
+    ],
+)
+def test_bad_parts_are_one_line_errors(world, tmp_path, capsys, parts, message):
+    cfg = write_config(tmp_path / "c.yaml", world, tmp_path / "run", steps=1, parts=parts)
+    assert main(["train", "--config", str(cfg), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1

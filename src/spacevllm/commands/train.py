@@ -1,7 +1,9 @@
-"""``spacevllm train --config CONFIG.yaml [--out DIR] [--init DIR] [--resume]``: multi-task training on accelerate.
+"""``spacevllm train --config CONFIG.yaml [--deepspeed zero2|zero3|DS.json] [--out DIR] [--init DIR] [--resume]``:
+multi-task training on accelerate, optionally under DeepSpeed ZeRO.
 
-Multi-process: ``accelerate launch [--num_processes N] -m spacevllm.cli train --config ...`` (each process draws
-its own micro-batches of the mixture; the main process logs and saves).
+Runs in whatever process group it is launched in: one plain process, ``accelerate launch [--num_processes N] -m
+spacevllm.cli train ...`` or ``torchrun --nproc_per_node N -m spacevllm.cli train ...`` (each process draws its own
+micro-batches of the mixture; the main process logs and saves). See docs/training-at-scale.md.
 """
 
 from __future__ import annotations
@@ -13,6 +15,11 @@ from pathlib import Path
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", required=True, help="training YAML (see src/spacevllm/configs/train/)")
+    parser.add_argument(
+        "--deepspeed",
+        metavar="zero2|zero3|JSON",
+        help="train under DeepSpeed ZeRO: a shipped config (zero2, zero3) or a DeepSpeed JSON file",
+    )
     parser.add_argument("--out", help="output folder (overrides the config's out_dir)")
     parser.add_argument("--init", metavar="DIR", help="start from this model folder (overrides model.init)")
     parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in the folder")
@@ -24,6 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
+    if args.deepspeed:
+        _cpu_deepspeed()
     from spacevllm.engine.train import load_config, train
     from spacevllm.io_utils import check_output
 
@@ -39,10 +48,22 @@ def run(args) -> int:
         cfg.seed = args.seed
     if args.threads is not None:
         cfg.threads = args.threads
-    final = train(cfg, resume=args.resume, progress=not args.no_progress, stop_after=args.stop_after)
+    final = train(
+        cfg, resume=args.resume, progress=not args.no_progress, stop_after=args.stop_after, deepspeed=args.deepspeed
+    )
     log = Path(cfg.out_dir) / "log.jsonl"
     last = log.read_text(encoding="utf-8").splitlines()[-1:] if log.exists() else []
     print(f"model saved to {final}")
     if last:
         print("last log:", json.dumps(json.loads(last[0])))
     return 0
+
+
+def _cpu_deepspeed() -> None:
+    """Without CUDA, DeepSpeed must use its CPU accelerator: ``DS_ACCELERATOR=cpu`` before it is first used."""
+    import os
+
+    import torch
+
+    if not torch.cuda.is_available():
+        os.environ.setdefault("DS_ACCELERATOR", "cpu")

@@ -2,14 +2,19 @@
 
 A checkpoint is a folder ``OUT/checkpoints/step-XXXXXXXX/`` holding
 
-- ``model/``        the model and processor (``save_pretrained``: safetensors, config, tokenizer files),
-- ``training.pt``   optimizer, scheduler, the sampler position (samples consumed), and RNG states
-                    (python, numpy, torch CPU, CUDA when present) of the saving process,
+- ``model/``        the full model and processor (``save_pretrained``: safetensors, config, tokenizer files); under
+                    ZeRO-3 the weights are gathered first (``accelerator.get_state_dict``), so it loads with
+                    ``spacevllm.modeling.inference.load_model`` whatever the backend,
+- ``state/``        accelerate's ``save_state``: optimizer, the LR scheduler, and every process's RNG states
+                    (python, numpy, torch, CUDA); under DeepSpeed its own checkpoint of the engine (ZeRO shards of
+                    each rank). Plain runs keep no second copy of the weights there (``model/`` holds them).
 - ``state.json``    step, samples consumed, last logged losses (human-readable).
 
-It is written into a temporary sibling folder and renamed into place (``os.replace`` is atomic on one
-file system), so a ``kill -9`` at any moment leaves either the previous checkpoints or the new one,
-never a half-written folder. :func:`latest_checkpoint` ignores temporary folders.
+Every process writes its part of ``state/`` into a staging folder; the main process then builds the checkpoint in
+a temporary sibling folder and renames it into place (``os.replace`` is atomic on one file system), so a
+``kill -9`` at any moment leaves either the previous checkpoints or the new one, never a half-written folder.
+:func:`latest_checkpoint` ignores temporary folders. Checkpoints of older versions (``training.pt`` instead of
+``state/``) still resume plain runs (:func:`load_training_state`).
 """
 
 from __future__ import annotations
@@ -68,8 +73,82 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def save_run_checkpoint(acc, out_dir, step: int, *, model, processor, samples_seen: int, extra=None) -> Path:
+    """Write the checkpoint of ``step`` (collective: every process calls it); return its path.
+
+    ``model`` is the prepared model; ``extra`` is merged into state.json.
+    """
+    final = checkpoint_dir(out_dir, step)
+    staging = final.parent / f".{final.name}.state.tmp"
+    state_dict = _full_state_dict(acc, model)
+    if acc.is_main_process:
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+    acc.wait_for_everyone()
+    acc.save_state(str(staging))
+    acc.wait_for_everyone()
+    if acc.is_main_process:
+        with atomic_dir(final) as tmp:
+            os.replace(staging, tmp / "state")
+            _save_pretrained(acc, model, state_dict, processor, tmp / "model")
+            state = {"step": step, "samples_seen": samples_seen, **(extra or {})}
+            (tmp / "state.json").write_text(json.dumps(state, indent=2) + "\n", encoding="utf-8")
+    acc.wait_for_everyone()
+    return final
+
+
+def save_model(acc, model, processor, folder) -> None:
+    """Save the full model (gathered under ZeRO-3) and the processor into ``folder`` atomically (collective)."""
+    state_dict = _full_state_dict(acc, model)
+    if acc.is_main_process:
+        with atomic_dir(folder) as tmp:
+            _save_pretrained(acc, model, state_dict, processor, tmp)
+    acc.wait_for_everyone()
+
+
+def _full_state_dict(acc, model) -> dict | None:
+    """The whole model's state dict on the main process (None elsewhere). Under ZeRO-3 every process takes part in
+    gathering the shards (``accelerator.get_state_dict`` is collective there); otherwise only the main one copies."""
+    plugin = acc.state.deepspeed_plugin
+    if (plugin is not None and plugin.zero_stage == 3) or acc.is_main_process:
+        return acc.get_state_dict(model)
+    return None
+
+
+def _save_pretrained(acc, model, state_dict, processor, folder: Path) -> None:
+    acc.unwrap_model(model).save_pretrained(folder, state_dict=state_dict, safe_serialization=True)
+    if processor is not None:
+        processor.save_pretrained(folder)
+
+
+def register_state(acc, scheduler) -> None:
+    """Make accelerate's ``save_state`` / ``load_state`` cover the (unprepared) scheduler, and, outside DeepSpeed,
+    skip the model weights (``model/`` holds them; the model is built from there on resume)."""
+    acc.register_for_checkpointing(scheduler)
+    if acc.state.deepspeed_plugin is None:
+        acc.register_save_state_pre_hook(lambda models, weights, output_dir: weights.clear())
+        acc.register_load_state_pre_hook(lambda models, input_dir: models.clear())
+
+
+def has_accelerate_state(ckpt: str | os.PathLike) -> bool:
+    """Whether a checkpoint holds accelerate's state (``state/``) rather than an older ``training.pt``."""
+    return (Path(ckpt) / "state").is_dir()
+
+
+def load_state(acc, ckpt: str | os.PathLike) -> None:
+    """Restore optimizer, scheduler, RNG states (and under DeepSpeed the engine) from ``ckpt/state``."""
+    acc.load_state(str(Path(ckpt) / "state"))
+
+
+def read_step(ckpt: str | os.PathLike) -> int:
+    """The optimizer step a checkpoint was written at (its ``state.json``)."""
+    return int(json.loads((Path(ckpt) / "state.json").read_text(encoding="utf-8"))["step"])
+
+
 def save_checkpoint(out_dir, step: int, *, model, processor, optimizer, scheduler, samples_seen: int, extra=None):
-    """Write the checkpoint of ``step`` atomically (temp folder + rename); return its path.
+    """Write the checkpoint of ``step`` in the single-process format of older versions (``training.pt`` instead of
+    ``state/``; resume still reads it): atomically (temp folder + rename); return its path. Training writes
+    :func:`save_run_checkpoint`.
 
     ``model`` must be the unwrapped model (``accelerator.unwrap_model``); ``extra`` is merged into state.json.
     """
@@ -98,5 +177,5 @@ def prune_checkpoints(out_dir, keep: int) -> None:
     done = sorted(p for p in root.iterdir() if p.name.startswith(PREFIX) and (p / "state.json").is_file())
     for p in done[:-keep]:
         shutil.rmtree(p, ignore_errors=True)
-    for p in root.glob(f".{PREFIX}*.tmp"):
+    for p in root.glob(f".{PREFIX}*.tmp"):  # atomic_dir's temporary folders and save_checkpoint's staging
         shutil.rmtree(p, ignore_errors=True)

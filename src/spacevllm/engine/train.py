@@ -6,9 +6,16 @@ Configuration is a YAML file (``src/spacevllm/configs/train/*.yaml``) read by :f
 AdamW, lr 1e-5, weight decay 0, cosine, warmup ratio 0.03; λ_time, λ_space, λ_L1, λ_giou = 1, 1, 3, 1) is
 ``configs/train/paper_7b.yaml``.
 
-Determinism and resume: micro-batch ``g`` is drawn by :class:`~spacevllm.data.dataset.MixtureSampler` from
-``(seed, g)`` alone, and a checkpoint stores model, optimizer, scheduler, RNG states and the step (hence the
-data position), so a run killed and resumed logs the same losses as a straight run (single process, CPU).
+Backends (:func:`build_accelerator`): plain accelerate (one process, or DDP under ``accelerate launch`` /
+``torchrun``) or DeepSpeed ZeRO-2/3 (``train(..., deepspeed="zero3")``, CLI ``--deepspeed``), with accelerate's
+gradient accumulation. Per-part freezing and learning rates: ``optim.parts`` (:func:`param_groups`). Launch lines
+and what was tested: docs/training-at-scale.md.
+
+Determinism and resume: the samples of optimizer step ``s`` on process ``r`` of ``W`` are the batch ``s*W + r``
+drawn by :class:`~spacevllm.data.dataset.MixtureSampler` from ``(seed, s*W + r)`` alone (``batch_size *
+grad_accum`` samples, cut into ``grad_accum`` micro-batches), and a checkpoint stores model, optimizer, scheduler,
+RNG states and the step (hence the data position), so a run killed and resumed logs the same losses as a straight
+run (tested on CPU: plain, ZeRO-2 and ZeRO-3, one and two processes).
 
 Output folder ``OUT``: ``config.yaml`` (the resolved config), ``log.jsonl`` (one line per logged step),
 ``checkpoints/step-XXXXXXXX/`` (see :mod:`spacevllm.engine.checkpoint`), ``final/`` (model + processor).
@@ -21,7 +28,9 @@ import json
 import math
 import os
 import resource
+import socket
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,7 +41,7 @@ from spacevllm.data.collate import Collator
 from spacevllm.data.dataset import MixtureSampler, ShardedBatches, UniSTGDataset, corpus_words
 from spacevllm.engine import checkpoint as ckpt
 from spacevllm.errors import SpaceVLLMError
-from spacevllm.io_utils import atomic_dir, read_yaml, write_jsonl_atomic, write_text_atomic
+from spacevllm.io_utils import read_yaml, write_jsonl_atomic, write_text_atomic
 
 
 @dataclass
@@ -66,6 +75,8 @@ class OptimSection:
     batch_size: int = 1  # per process, per micro-batch
     grad_accum: int = 1
     max_grad_norm: float | None = 1.0
+    # per-part freezing and learning rates: {part: {lr: float, freeze: bool}}, parts in PARTS; empty = all at lr
+    parts: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -169,19 +180,304 @@ def _build_tiny(cfg: TrainConfig) -> Path:
     return Path(build_tiny_checkpoint(out, vocab_words=words, **cfg.model.tiny))
 
 
+# parts of the model (``optim.parts``); a parameter belongs to the first part whose name test matches
+PARTS = ("vision_tower", "projector", "llm", "space_decoder", "new_tokens")
+PART_SETTINGS = ("lr", "freeze")
+
+
+def part_of(name: str) -> str:
+    """The part of parameter ``name``: vision_tower, projector (the MLP and LLaVA's ``image_newline``), space_decoder
+    (space decoder and temporal pointer) or llm (language model and lm_head, including the ``<r_i>`` rows of their
+    embeddings, and anything else)."""
+    if ".vision_tower." in f".{name}":
+        return "vision_tower"
+    if "multi_modal_projector." in name or name.endswith("image_newline"):
+        return "projector"
+    if name.startswith(("space_decoder.", "temporal_pointer.")):
+        return "space_decoder"
+    return "llm"
+
+
+def check_parts(parts: dict) -> dict[str, dict]:
+    """``optim.parts`` validated: {part: {"lr": float | None, "freeze": bool}}; a bad name is a one-line error."""
+    if not isinstance(parts, dict):
+        raise SpaceVLLMError("config: optim.parts must be a mapping {part: {lr, freeze}}")
+    out = {}
+    for part, setting in parts.items():
+        if part not in PARTS:
+            raise SpaceVLLMError(f"config: optim.parts: unknown part {part!r} (known: {', '.join(PARTS)})")
+        setting = setting or {}
+        if not isinstance(setting, dict):
+            raise SpaceVLLMError(f"config: optim.parts.{part} must be a mapping {{lr, freeze}}, got {setting!r}")
+        bad = sorted(set(setting) - set(PART_SETTINGS))
+        if bad:
+            raise SpaceVLLMError(f"config: optim.parts.{part}: unknown key {bad[0]!r} (known: lr, freeze)")
+        lr = _positive(setting.get("lr"), f"optim.parts.{part}.lr")
+        out[part] = {"lr": lr, "freeze": bool(setting.get("freeze", False))}
+    new = out.get("new_tokens")
+    if new and not out.get("llm", {}).get("freeze"):
+        raise SpaceVLLMError(
+            "config: optim.parts.new_tokens: the <r_i> rows are rows of the LLM's embedding matrices and train with "
+            "the llm part; give them their own setting only with llm: {freeze: true}"
+        )
+    return out
+
+
+def _positive(value, key: str) -> float | None:
+    """``value`` as a positive float (YAML reads ``1e-5`` without a dot as a string: accepted), None stays None."""
+    if value is None:
+        return None
+    try:
+        number = float(value) if not isinstance(value, bool) else -1.0
+    except (TypeError, ValueError):
+        number = -1.0
+    if number <= 0:
+        raise SpaceVLLMError(f"config: {key} must be a positive number, got {value!r}")
+    return number
+
+
+def param_groups(cfg: TrainConfig, model) -> list[dict]:
+    """AdamW parameter groups, one per part that trains: ``{"params", "lr", "weight_decay", "part"}``.
+
+    Frozen parts get ``requires_grad = False``. With ``llm`` frozen and ``new_tokens`` not frozen, the input and
+    output embedding matrices stay trainable in a ``new_tokens`` group (weight decay 0) whose gradient is masked
+    to the ``<r_i>`` rows (:func:`_mask_to_rows`), so every other LLM weight stays exactly as loaded.
+    """
+    parts, o = check_parts(cfg.optim.parts), cfg.optim
+    by_part: dict[str, list] = {}
+    for name, p in model.named_parameters():
+        part = part_of(name)
+        if parts.get(part, {}).get("freeze"):
+            p.requires_grad_(False)
+        if p.requires_grad:
+            by_part.setdefault(part, []).append(p)
+    new = parts.get("new_tokens")
+    if parts.get("llm", {}).get("freeze") and new is not None and not new["freeze"]:
+        by_part["new_tokens"] = _new_token_params(model)
+    groups = []
+    for part, params in by_part.items():
+        lr = parts.get(part, {}).get("lr") or o.lr  # check_parts: None or > 0
+        group = {"params": params, "lr": lr, "weight_decay": o.weight_decay, "part": part}
+        if part == "new_tokens":  # weight decay would move the masked rows
+            group |= {"weight_decay": 0.0, "rows": len(model.config.query_token_ids)}
+        groups.append(group)
+    return groups
+
+
+def _new_token_params(model) -> list:
+    """The input and output embedding weights, made trainable with gradients masked to the query-token rows."""
+    ids = list(model.config.query_token_ids or [])
+    if not ids:
+        raise SpaceVLLMError("config: optim.parts.new_tokens: this model has no query tokens (query_token_ids)")
+    params = []
+    for module in (model.get_input_embeddings(), model.get_output_embeddings()):
+        w = module.weight
+        if any(w is q for q in params):
+            continue  # tied embeddings
+        w.requires_grad_(True)
+        w.register_hook(_mask_to_rows(ids))
+        params.append(w)
+    return params
+
+
+def _mask_to_rows(rows: list[int]):
+    """A gradient hook keeping only ``rows`` of a (V, D) weight's gradient (others 0)."""
+
+    def hook(grad):
+        mask = torch.zeros(grad.shape[0], 1, dtype=grad.dtype, device=grad.device)
+        mask[rows] = 1
+        return grad * mask
+
+    return hook
+
+
 def build_optimizer(cfg: TrainConfig, model):
-    """AdamW (paper 4.1) and the cosine schedule with ``warmup_ratio * max_steps`` warmup steps."""
+    """AdamW (paper 4.1) over :func:`param_groups` and the cosine schedule with ``warmup_ratio * max_steps``
+    warmup steps (each group decays from its own lr)."""
     from transformers import get_constant_schedule_with_warmup, get_cosine_schedule_with_warmup
 
     o = cfg.optim
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=o.lr, weight_decay=o.weight_decay, betas=tuple(o.betas))
+    groups = param_groups(cfg, model)
+    if not groups:
+        raise SpaceVLLMError("config: optim.parts freezes every part: nothing to train")
+    optimizer = torch.optim.AdamW(groups, lr=o.lr, weight_decay=o.weight_decay, betas=tuple(o.betas))
     warmup = math.ceil(o.warmup_ratio * o.max_steps)
     if o.scheduler == "cosine":
         return optimizer, get_cosine_schedule_with_warmup(optimizer, warmup, o.max_steps)
     if o.scheduler == "constant":
         return optimizer, get_constant_schedule_with_warmup(optimizer, warmup)
     raise SpaceVLLMError(f"config: optim.scheduler must be cosine or constant, got {o.scheduler!r}")
+
+
+def trainable_by_part(optimizer) -> dict[str, int]:
+    """Trainable parameter count of each part in the optimizer's groups (ZeRO-3: the full, not the local, size)."""
+    counts: dict[str, int] = {}
+    for group in optimizer.param_groups:
+        rows = group.get("rows")  # new_tokens: only these rows of each (V, D) matrix train
+        n = sum(_numel(p) // _shape(p)[0] * rows if rows else _numel(p) for p in group["params"])
+        counts[group.get("part", "all")] = counts.get(group.get("part", "all"), 0) + n
+    return counts
+
+
+def _numel(p) -> int:
+    return int(getattr(p, "ds_numel", p.numel()))
+
+
+def _shape(p) -> tuple:
+    return tuple(getattr(p, "ds_shape", p.shape))  # ZeRO-3 keeps the full shape in ds_shape
+
+
+# --- DeepSpeed --------------------------------------------------------------------------------------------------
+
+DEEPSPEED_PRESETS = ("zero2", "zero3")
+
+
+def load_deepspeed_config(spec: str, cfg: TrainConfig, precision: str) -> dict:
+    """The DeepSpeed JSON named by ``spec`` (zero2 | zero3 = the shipped files, or a path), with the ``"auto"``
+    values accelerate cannot fill without a prepared DataLoader filled from the train config: micro-batch
+    (optim.batch_size), accumulation (optim.grad_accum), clipping (optim.max_grad_norm; 0 = none) and bf16/fp16
+    (precision); under ZeRO-3 the weights are gathered at each save. A value the file sets explicitly must agree
+    with the train config."""
+    path = Path(__file__).parent.parent / "configs" / "deepspeed" / f"{spec}.json"
+    path = path if spec in DEEPSPEED_PRESETS else Path(spec)
+    if not path.is_file():
+        raise SpaceVLLMError(f"--deepspeed: not zero2, zero3 or a JSON file: {spec}")
+    try:
+        ds = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as err:
+        raise SpaceVLLMError(f"{path}: not a valid JSON file ({err})") from None
+    if not isinstance(ds, dict) or not isinstance(ds.get("zero_optimization"), dict):
+        raise SpaceVLLMError(f"{path}: a DeepSpeed config needs a zero_optimization section")
+    o = cfg.optim
+    _fill(ds, "train_micro_batch_size_per_gpu", o.batch_size, path, "optim.batch_size")
+    _fill(ds, "gradient_accumulation_steps", o.grad_accum, path, "optim.grad_accum")
+    _fill(ds, "gradient_clipping", float(o.max_grad_norm or 0.0), path, "optim.max_grad_norm")
+    zero = ds["zero_optimization"]
+    if zero.get("stage") == 3:  # final/ and checkpoints hold gathered weights (accelerator.get_state_dict)
+        if zero.get("stage3_gather_16bit_weights_on_model_save", "auto") is False:
+            raise SpaceVLLMError(f"{path}: ZeRO-3 saves need stage3_gather_16bit_weights_on_model_save: true")
+        zero["stage3_gather_16bit_weights_on_model_save"] = True
+    for kind in ("bf16", "fp16"):
+        section = ds.get(kind) if isinstance(ds.get(kind), dict) else {}
+        if kind in ds and section.get("enabled", "auto") not in ("auto", precision == kind):
+            raise SpaceVLLMError(
+                f"{path}: {kind}.enabled is {section['enabled']} but the train config's precision is {precision}"
+            )
+        if kind in ds:
+            ds[kind] = section | {"enabled": precision == kind}
+    return ds
+
+
+def _fill(ds: dict, key: str, value, path: Path, source: str) -> None:
+    if ds.get(key, "auto") == "auto":
+        ds[key] = value
+    elif ds[key] != value:
+        raise SpaceVLLMError(f"{path}: {key} is {ds[key]} but the train config's {source} is {value}")
+
+
+def fill_model_sizes(ds: dict, text_hidden: int, world: int) -> None:
+    """Fill the ``"auto"`` bucket sizes from the LLM's hidden size (LLaVA-OneVision's config has no top-level
+    ``hidden_size``; same values as accelerate's) and ``train_batch_size`` = micro-batch x accumulation x
+    processes, in place."""
+    zero, h = ds["zero_optimization"], int(text_hidden)
+    sizes = {
+        "reduce_bucket_size": h * h,
+        "stage3_prefetch_bucket_size": int(0.9 * h * h),
+        "stage3_param_persistence_threshold": 10 * h,
+    }
+    for key, value in sizes.items():
+        if zero.get(key) == "auto":
+            zero[key] = value
+    batch = ds["train_micro_batch_size_per_gpu"] * ds["gradient_accumulation_steps"] * world
+    if ds.get("train_batch_size", "auto") == "auto":
+        ds["train_batch_size"] = batch
+
+
+def build_accelerator(cfg: TrainConfig, deepspeed: str | None = None):
+    """The Accelerator of a run: plain (DDP when launched with several processes) or, with ``deepspeed``
+    (zero2 | zero3 | a JSON path), DeepSpeed through accelerate's DeepSpeedPlugin, in the process group it was
+    launched in (``accelerate launch``, ``torchrun``) or, in one plain process, a group of one. Without CUDA,
+    DeepSpeed runs on its CPU accelerator (``DS_ACCELERATOR=cpu``) with the gloo backend. Gradient accumulation is
+    accelerate's (DeepSpeed's inside its engine): ``optim.grad_accum`` micro-batches per optimizer step."""
+    from accelerate import Accelerator
+    from accelerate.utils import DeepSpeedPlugin, DistributedDataParallelKwargs, InitProcessGroupKwargs
+
+    precision = mixed_precision(cfg.precision)
+    _reset_accelerate_state()
+    # single-task batches leave parts of the model unused (e.g. the space head on QA): DDP must allow it
+    handlers = [DistributedDataParallelKwargs(find_unused_parameters=True)]
+    if deepspeed is None:
+        cpu, ga = not torch.cuda.is_available(), cfg.optim.grad_accum
+        return Accelerator(mixed_precision=precision, cpu=cpu, kwargs_handlers=handlers, gradient_accumulation_steps=ga)
+    plugin = DeepSpeedPlugin(hf_ds_config=load_deepspeed_config(deepspeed, cfg, precision))
+    if not torch.cuda.is_available():  # accelerate names no process-group backend on a CPU machine
+        handlers.append(InitProcessGroupKwargs(backend="gloo"))
+    ga = cfg.optim.grad_accum  # the same as the JSON's (load_deepspeed_config)
+    return Accelerator(
+        mixed_precision=precision, deepspeed_plugin=plugin, kwargs_handlers=handlers, gradient_accumulation_steps=ga
+    )
+
+
+def _launcher_deepspeed() -> str | None:
+    """The DeepSpeed config of ``accelerate launch --use_deepspeed --deepspeed_config_file F`` (None otherwise)."""
+    if os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() != "true":
+        return None
+    path = os.environ.get("ACCELERATE_DEEPSPEED_CONFIG_FILE")
+    if not path or path == "none":
+        raise SpaceVLLMError("accelerate launch --use_deepspeed: pass --deepspeed zero2|zero3|JSON to spacevllm train")
+    return path
+
+
+@contextmanager
+def deepspeed_env(deepspeed: str | None):
+    """The environment of a DeepSpeed run, restored after: DS_ACCELERATOR=cpu without CUDA and, in a plain process
+    (no launcher), the rank variables of a group of one, as a launcher would set them (DeepSpeed reads LOCAL_RANK
+    whenever it builds a ZeRO-3 model). accelerate's own ``ACCELERATE_USE_DEEPSPEED`` flag is restored too, so
+    that a later run in this process is not taken for a DeepSpeed one, and transformers' ZeRO-3 flag is dropped at
+    the end, so that models loaded later in this process are whole."""
+    keys = ("ACCELERATE_USE_DEEPSPEED", "RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
+    saved = {k: os.environ.get(k) for k in keys}
+    if deepspeed is not None:
+        if not torch.cuda.is_available():
+            os.environ.setdefault("DS_ACCELERATOR", "cpu")
+        if "LOCAL_RANK" not in os.environ:
+            port = os.environ.get("MASTER_PORT") or str(_free_port())
+            os.environ.update(RANK="0", WORLD_SIZE="1", LOCAL_RANK="0", MASTER_PORT=port)
+            os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
+    try:
+        yield
+    finally:
+        if deepspeed is not None:
+            _unset_zero3_flag()
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _reset_accelerate_state() -> None:
+    """accelerate keeps process-wide states (process group settings, precision, DeepSpeed plugin, accumulation); a
+    second in-process run (tests, notebooks) with other settings starts from fresh ones (an initialized
+    torch.distributed group is reused). transformers' global ZeRO-3 flag of an earlier DeepSpeed run is dropped."""
+    from accelerate.state import AcceleratorState, GradientState
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+    GradientState._reset_state()
+    _unset_zero3_flag()
+
+
+def _unset_zero3_flag() -> None:
+    """Drop transformers' global DeepSpeed config (while set, every model it builds is partitioned by ZeRO-3)."""
+    from transformers.integrations import unset_hf_deepspeed_config
+
+    unset_hf_deepspeed_config()
 
 
 def mixed_precision(precision: str) -> str:
@@ -196,64 +492,137 @@ def mixed_precision(precision: str) -> str:
 # --- the loop --------------------------------------------------------------------------------------------------
 
 
-def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, stop_after: int | None = None) -> Path:
+def train(
+    cfg: TrainConfig,
+    resume: bool = False,
+    progress: bool = True,
+    stop_after: int | None = None,
+    deepspeed: str | None = None,
+) -> Path:
     """Run training; returns ``OUT/final`` (or the last checkpoint when stopped early).
 
     ``resume``: continue from the newest checkpoint in OUT (if any). ``stop_after``: save a checkpoint and stop
     after this optimizer step (a planned interruption: time-sliced runs, the resume test); the schedule still
-    spans ``optim.max_steps``.
+    spans ``optim.max_steps``. ``deepspeed``: zero2 | zero3 | a DeepSpeed JSON path (see :func:`build_accelerator`);
+    None = plain accelerate (one process, or DDP under ``accelerate launch`` / ``torchrun``).
     """
-    from accelerate import Accelerator
-    from accelerate.utils import DistributedDataParallelKwargs, set_seed
-
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    check_parts(cfg.optim.parts)  # a bad part name fails before anything is built
+    deepspeed = deepspeed or _launcher_deepspeed()
+    with deepspeed_env(deepspeed):
+        return _train(cfg, build_accelerator(cfg, deepspeed), resume, progress, stop_after)
+
+
+def _train(cfg: TrainConfig, acc, resume: bool, progress: bool, stop_after: int | None) -> Path:
+    from accelerate.utils import set_seed
+
     out = Path(cfg.out_dir)
-    # single-task batches leave parts of the model unused (e.g. the space head on QA): DDP must allow it
-    ddp = DistributedDataParallelKwargs(find_unused_parameters=True)
-    precision = mixed_precision(cfg.precision)
-    _forget_other_precision(precision)
-    acc = Accelerator(mixed_precision=precision, cpu=not torch.cuda.is_available(), kwargs_handlers=[ddp])
     last = ckpt.latest_checkpoint(out) if resume else None
+    if last is not None:
+        _check_same_launch(last, acc)
     if acc.is_main_process:
         build_data(cfg)
         if last is None:
             set_seed(cfg.seed)
-            _build_model_dir(cfg)
+            with _no_zero3_init(acc):  # the tiny checkpoint is built whole, then loaded (partitioned) by all
+                _build_model_dir(cfg)
     acc.wait_for_everyone()
     set_seed(cfg.seed)
-    model, processor = build_model(cfg, init_dir=last / "model" if last else None)
-    optimizer, scheduler = build_optimizer(cfg, model)
-    step = 0
-    if last is not None:
-        state = ckpt.load_training_state(last)
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        step = state["step"]
-    model, optimizer = acc.prepare(model, optimizer)
-    batches = iter(_loader(cfg, processor, acc.unwrap_model(model).config, step, acc))  # iter() draws a seed
-    if last is not None:
-        ckpt.set_rng_state(state["rng"])  # after all setup: exactly where the straight run stood
+    model, processor, optimizer, scheduler, counts = _prepared(cfg, acc, last)
+    step = ckpt.read_step(last) if last is not None else 0
+    loader = _loader(cfg, processor, acc.unwrap_model(model).config, step, acc)
+    batches = iter(loader)  # iter() draws a seed
+    if last is not None:  # after all setup: exactly where the straight run stood
+        _restore(acc, last)
     if acc.is_main_process:
         _start_log(cfg, out, step)
+        print(describe_run(cfg, acc, len(loader.dataset), counts))
     step = _loop(cfg, acc, model, processor, optimizer, scheduler, batches, step, progress, stop_after)
     if step < cfg.optim.max_steps:
         return ckpt.checkpoint_dir(out, step)
     final = out / "final"
-    if acc.is_main_process:
-        _save_final(acc.unwrap_model(model), processor, final)
-    acc.wait_for_everyone()
+    ckpt.save_model(acc, model, processor, final)
     return final
 
 
-def _forget_other_precision(precision: str) -> None:
-    """accelerate keeps one process-wide AcceleratorState and refuses a second Accelerator with another
-    mixed_precision; a second in-process run (tests, notebooks) with another precision drops the old state (the
-    process group, PartialState, is kept)."""
-    from accelerate.state import AcceleratorState
+def _prepared(cfg: TrainConfig, acc, last: Path | None):
+    """(model, processor, optimizer, scheduler, trainable counts by part): built (from ``last/model`` on resume),
+    the DeepSpeed sizes filled, model and optimizer prepared by accelerate, the scheduler registered for
+    save_state. A checkpoint of the older ``training.pt`` format loads its optimizer and scheduler here."""
+    model, processor = build_model(cfg, init_dir=last / "model" if last else None)
+    optimizer, scheduler = build_optimizer(cfg, model)
+    counts = trainable_by_part(optimizer)
+    plugin = acc.state.deepspeed_plugin
+    if plugin is not None:
+        fill_model_sizes(plugin.deepspeed_config, model.config.text_config.hidden_size, acc.num_processes)
+    if last is not None and not ckpt.has_accelerate_state(last):
+        state = ckpt.load_training_state(last)
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+    model, optimizer = acc.prepare(model, optimizer)
+    ckpt.register_state(acc, scheduler)
+    return model, processor, optimizer, scheduler, counts
 
-    if AcceleratorState._shared_state and AcceleratorState().mixed_precision != precision:
-        AcceleratorState._reset_state()
+
+def _restore(acc, last: Path) -> None:
+    """RNG states (and optimizer, scheduler, DeepSpeed engine) of checkpoint ``last``."""
+    if ckpt.has_accelerate_state(last):
+        ckpt.load_state(acc, last)
+    else:  # the older format
+        ckpt.set_rng_state(ckpt.load_training_state(last)["rng"])
+
+
+def backend_name(acc) -> str:
+    """ "plain" (one process or DDP) or "zeroN" (DeepSpeed ZeRO stage N)."""
+    plugin = acc.state.deepspeed_plugin
+    return f"zero{plugin.zero_stage}" if plugin is not None else "plain"
+
+
+def _check_same_launch(last: Path, acc) -> None:
+    """A checkpoint's optimizer state is per backend and per process (ZeRO shards, RNG states): resume it with the
+    launch that wrote it."""
+    state = json.loads((last / "state.json").read_text(encoding="utf-8"))
+    written = (state.get("backend", "plain"), state.get("processes", acc.num_processes))
+    if written != (backend_name(acc), acc.num_processes):
+        raise SpaceVLLMError(
+            f"{last}: written by a {written[0]} run of {written[1]} processes, resumed as {backend_name(acc)} with "
+            f"{acc.num_processes}: resume with the same --deepspeed and process count (or start from its model/ "
+            "with --init)"
+        )
+
+
+def describe_run(cfg: TrainConfig, acc, records: int, counts: dict[str, int]) -> str:
+    """Lines printed at the start: global batch (processes x micro-batch x accumulation), steps per epoch
+    (records / global batch), the backend and the trainable parameters of each part."""
+    o, w = cfg.optim, acc.num_processes
+    batch = w * o.batch_size * o.grad_accum
+    backend = f"DeepSpeed ZeRO-{acc.state.deepspeed_plugin.zero_stage}" if acc.state.deepspeed_plugin else "plain"
+    lines = [
+        f"global batch {batch} = {w} processes x {o.batch_size} micro-batch x {o.grad_accum} accumulation ({backend})",
+        f"steps per epoch {records / batch:.1f} = {records} records / {batch}; max_steps {o.max_steps}",
+    ]
+    parts = check_parts(o.parts)
+    for part, n in counts.items():
+        lr = parts.get(part, {}).get("lr") or o.lr
+        lines.append(f"trainable {part}: {n:,} parameters, lr {lr:g}")
+    lines += [f"frozen {part}" for part, s in parts.items() if s["freeze"]]
+    return "\n".join(lines)
+
+
+@contextmanager
+def _no_zero3_init(acc):
+    """A context in which transformers builds models whole, also under ZeRO-3 (it partitions every model it builds
+    while accelerate's ZeRO-3 config is registered)."""
+    plugin = acc.state.deepspeed_plugin
+    if plugin is None or not plugin.is_zero3_init_enabled():
+        yield
+        return
+    _unset_zero3_flag()
+    try:
+        yield
+    finally:
+        plugin.set_deepspeed_weakref()
 
 
 def _build_model_dir(cfg: TrainConfig) -> None:
@@ -261,23 +630,48 @@ def _build_model_dir(cfg: TrainConfig) -> None:
         _build_tiny(cfg)
 
 
+class StepBatches:
+    """Batch sampler: each of ``batches`` (one optimizer step's samples of this process, ``k * b`` indices) cut into
+    ``k`` micro-batches of ``b``. So (micro-batch b, accumulation k) sees exactly the samples of (b*k, 1)."""
+
+    def __init__(self, batches, k: int):
+        self.batches, self.k = batches, k
+
+    def __len__(self) -> int:
+        return len(self.batches) * self.k
+
+    def __iter__(self):
+        for batch in self.batches:
+            b = len(batch) // self.k
+            for j in range(self.k):
+                yield batch[j * b : (j + 1) * b]
+
+
 def _loader(cfg: TrainConfig, processor, model_config, step: int, acc):
+    """DataLoader of this process's micro-batches from optimizer step ``step`` to ``max_steps`` (not prepared by
+    accelerate: the sampler already shards by process)."""
     n = cfg.data.num_frames or int(model_config.num_frames)
     text_coords = getattr(model_config, "query_mode", "interleaved") == "none"
-    d = cfg.data
+    d, o = cfg.data, cfg.optim
     ds = UniSTGDataset(d.train, n, frame_size=d.frame_size, text_coords=text_coords, cache_frames=d.cache_frames)
-    sampler = MixtureSampler(ds.tasks, cfg.data.task_weights, cfg.optim.batch_size, cfg.seed)
-    ga = cfg.optim.grad_accum
-    count = (cfg.optim.max_steps - step) * ga
-    batches = ShardedBatches(sampler, step * ga, count, acc.process_index, acc.num_processes)
-    workers = cfg.data.num_workers
+    sampler = MixtureSampler(ds.tasks, cfg.data.task_weights, o.batch_size * o.grad_accum, cfg.seed)
+    steps = ShardedBatches(sampler, step, o.max_steps - step, acc.process_index, acc.num_processes)
     return torch.utils.data.DataLoader(
-        ds, batch_sampler=batches, collate_fn=Collator(processor), num_workers=workers, persistent_workers=False
+        ds,
+        batch_sampler=StepBatches(steps, o.grad_accum),
+        collate_fn=Collator(processor),
+        num_workers=d.num_workers,
+        persistent_workers=False,
     )
 
 
 def _loop(cfg, acc, model, processor, optimizer, scheduler, batches, step, progress, stop_after=None) -> int:
-    """Optimizer steps until ``max_steps`` (or ``stop_after``); returns the last step done."""
+    """Optimizer steps until ``max_steps`` (or ``stop_after``); returns the last step done.
+
+    accelerate counts the micro-batches (``accelerator.accumulate``): gradients are synchronized, the optimizer
+    steps and the loss is scaled by 1/k (DeepSpeed: inside its engine) once every ``optim.grad_accum``. The
+    DataLoader is not prepared, so accelerate never learns where it ends (GradientState.end_of_dataloader stays
+    False): the sampler yields whole steps (k micro-batches each) and every step ends on a synchronizing one."""
     from tqdm.auto import tqdm
 
     o, ga = cfg.optim, cfg.optim.grad_accum
@@ -285,14 +679,15 @@ def _loop(cfg, acc, model, processor, optimizer, scheduler, batches, step, progr
     terms: dict[str, float] = {}
     t0, seen0 = time.perf_counter(), step
     model.train()
-    for k, batch in enumerate(batches):
-        last_micro = (k + 1) % ga == 0
-        _micro_step(acc, model, batch, ga, terms, sync=last_micro)
-        if not last_micro:
+    for batch in batches:
+        grad_norm = _micro_step(acc, model, optimizer, batch, terms, o.max_grad_norm)
+        if not acc.sync_gradients:
             continue
-        _optimizer_step(acc, model, optimizer, scheduler, o.max_grad_norm)
+        scheduler.step()
         step += 1
         logged = _reduce_terms(acc, terms, ga)
+        if grad_norm is not None:
+            logged["grad_norm"] = float(grad_norm)
         terms.clear()
         bar.update(1)
         bar.set_postfix({k_.removeprefix("loss_"): f"{v:.3f}" for k_, v in logged.items()}, refresh=False)
@@ -300,37 +695,32 @@ def _loop(cfg, acc, model, processor, optimizer, scheduler, batches, step, progr
         if acc.is_main_process and (step % cfg.log_every == 0 or step == o.max_steps):
             _log(cfg, step, scheduler.get_last_lr()[0], logged, rate)
         if step % cfg.save_every == 0 or step in (o.max_steps, stop_after):
-            _checkpoint(cfg, acc, model, processor, optimizer, scheduler, step, logged)
+            _checkpoint(cfg, acc, model, processor, step, logged)
         if step == stop_after:
             break
     bar.close()
     return step
 
 
-def _micro_step(acc, model, batch, ga: int, terms: dict, sync: bool) -> None:
-    ctx = acc.no_sync(model) if not sync and acc.num_processes > 1 else _null()
-    with ctx, acc.autocast():
-        output = model(**batch)
-        acc.backward(output.loss / ga)
+def _micro_step(acc, model, optimizer, batch, terms: dict, max_grad_norm):
+    """Forward and backward of one micro-batch; at the last micro-batch of a step, clip and step the optimizer.
+    Returns the gradient norm before clipping at a step (None between steps or when not measured)."""
+    from accelerate.utils import send_to_device
+
+    grad_norm = None
+    with acc.accumulate(model):
+        with acc.autocast():
+            output = model(**send_to_device(batch, acc.device))
+        acc.backward(output.loss)
+        if acc.sync_gradients:
+            # DeepSpeed clips inside its step (gradient_clipping) and reports the norm it measured
+            grad_norm = acc.clip_grad_norm_(model.parameters(), max_grad_norm or float("inf"))
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
     terms["loss"] = terms.get("loss", 0.0) + float(output.loss.detach())
     for name, value in (getattr(output, "loss_dict", None) or {}).items():
         terms[name] = terms.get(name, 0.0) + float(value.detach() if torch.is_tensor(value) else value)
-
-
-class _null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-
-def _optimizer_step(acc, model, optimizer, scheduler, max_grad_norm) -> None:
-    if max_grad_norm:
-        acc.clip_grad_norm_(model.parameters(), max_grad_norm)
-    optimizer.step()
-    scheduler.step()
-    optimizer.zero_grad(set_to_none=True)
+    return grad_norm
 
 
 # eq. 5-6 (+ the CPU-scale pointer); a term a batch lacks counts 0
@@ -377,17 +767,17 @@ def read_log(path) -> list[dict]:
     return rows
 
 
-def _checkpoint(cfg, acc, model, processor, optimizer, scheduler, step, logged) -> None:
-    acc.wait_for_everyone()
+def _checkpoint(cfg, acc, model, processor, step, logged) -> None:
+    samples = step * cfg.optim.grad_accum * cfg.optim.batch_size * acc.num_processes
+    ckpt.save_run_checkpoint(
+        acc,
+        cfg.out_dir,
+        step,
+        model=model,
+        processor=processor,
+        samples_seen=samples,
+        extra={"losses": logged, "backend": backend_name(acc), "processes": acc.num_processes},
+    )
     if acc.is_main_process:
-        samples = step * cfg.optim.grad_accum * cfg.optim.batch_size * acc.num_processes
-        kw = dict(model=acc.unwrap_model(model), processor=processor, optimizer=optimizer, scheduler=scheduler)
-        ckpt.save_checkpoint(cfg.out_dir, step, samples_seen=samples, extra={"losses": logged}, **kw)
         ckpt.prune_checkpoints(cfg.out_dir, cfg.keep_checkpoints)
     acc.wait_for_everyone()
-
-
-def _save_final(model, processor, final: Path) -> None:
-    with atomic_dir(final) as tmp:
-        model.save_pretrained(tmp, safe_serialization=True)
-        processor.save_pretrained(tmp)
