@@ -11,7 +11,8 @@ import torch
 import yaml
 
 from spacevllm.cli import main
-from spacevllm.engine.train import read_log
+from spacevllm.engine.train import build_model, config_from_dict, read_log
+from spacevllm.modeling.tiny import build_tiny_checkpoint
 
 pytest.importorskip("spacevllm.world")
 pytest.importorskip("spacevllm.modeling.tiny")
@@ -206,3 +207,14 @@ def test_bad_parts_are_one_line_errors(world, tmp_path, capsys, parts, message):
     assert main(["train", "--config", str(cfg), "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_bf16_init_folder_trains_in_fp32(world, tmp_path):
+    """convert writes the source's dtype (bf16 at 7B); training loads fp32 master weights whatever the folder holds."""
+    cfg = config_from_dict({"data": {"train": [str(world)]}})
+    init = build_tiny_checkpoint(tmp_path / "init", num_frames=4, image_size=32, patch_size=16, hidden=32, layers=1)
+    model, processor = build_model(cfg, init_dir=init)
+    model.to(torch.bfloat16).save_pretrained(tmp_path / "bf16")
+    processor.save_pretrained(tmp_path / "bf16")
+    trained, _ = build_model(cfg, init_dir=tmp_path / "bf16")
+    assert {p.dtype for p in trained.parameters()} == {torch.float32}

@@ -159,9 +159,14 @@ def build_model(cfg: TrainConfig, init_dir: Path | None = None):
     unknown = sorted(set(cfg.model.overrides) - set(SpaceVLLMConfig().to_dict()))
     if unknown:
         raise SpaceVLLMError(f"model.overrides: not SpaceVLLM config fields: {', '.join(unknown)}")
-    # passed to the config before the model is built, so that a structural field (lambda_pointer) builds its module
-    model = SpaceVLLMForConditionalGeneration.from_pretrained(source, **cfg.model.overrides)
+    # passed to the config before the model is built, so that a structural field (lambda_pointer) builds its module;
+    # fp32 whatever the folder holds (convert writes the source's bf16): the optimizer keeps fp32 weights and
+    # `precision` (autocast, or DeepSpeed's bf16/fp16) sets the compute dtype
+    model = SpaceVLLMForConditionalGeneration.from_pretrained(source, dtype=torch.float32, **cfg.model.overrides)
     processor = SpaceVLLMProcessor.from_pretrained(source)
+    bad = processor.mismatches(model.config)
+    if bad:
+        raise SpaceVLLMError(f"{source}: the processor does not match the model config ({'; '.join(bad)})")
     if cfg.model.gradient_checkpointing:
         model.gradient_checkpointing_enable()
     return model, processor
