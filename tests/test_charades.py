@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from spacevllm.datasets.charades import load_durations, parse_line, read_charades_sta
+from spacevllm.data.readers.charades import load_durations, parse_line, read_charades_sta
+from spacevllm.data.records import read_records, write_records
 from spacevllm.errors import InputFileError, SpaceVLLMError
-from spacevllm.records import read_records, write_records
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,8 @@ import json
 import pytest
 
 from spacevllm.cli import main
-from spacevllm.datasets.hcstvg import read_hcstvg
-from spacevllm.datasets.vidstg import read_vidstg
+from spacevllm.data.readers.hcstvg import read_hcstvg
+from spacevllm.data.readers.vidstg import read_vidstg
 
 KEYS = {"m_tIoU", "m_vIoU", "vIoU@0.3", "vIoU@0.5", "gt_vIoU", "n"}
 

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from spacevllm.datasets.hcstvg import read_hcstvg
+from spacevllm.data.readers.hcstvg import read_hcstvg
+from spacevllm.data.records import read_records, validate_record, write_records
 from spacevllm.errors import InputFileError
-from spacevllm.records import read_records, validate_record, write_records
 
 BOX_COUNTS = {  # SOURCES.md, file order
     "55_vfjywN5CN0Y.mp4": 122,

@@ -23,8 +23,8 @@ from spacevllm.modeling.inference import (  # noqa: E402
     ground_image,
     load_model,
 )
-from spacevllm.modeling.text_coords import format_answer, format_box  # noqa: E402
 from spacevllm.modeling.tiny import build_tiny_checkpoint  # noqa: E402
+from spacevllm.text_coords import format_answer, format_box  # noqa: E402
 from spacevllm.video import sample_frames, write_video  # noqa: E402
 
 TINY = dict(num_frames=4, image_size=32, patch_size=16)

@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from spacevllm.datasets.hcstvg import hcstvg_record, read_hcstvg
+from spacevllm.data.readers.hcstvg import hcstvg_record, read_hcstvg
+from spacevllm.data.records import Record
 from spacevllm.errors import InputFileError, SpaceVLLMError
 from spacevllm.metrics.stvg import (
     build_targets,
@@ -20,7 +21,6 @@ from spacevllm.metrics.stvg import (
     tube_scores,
     tubedetr_frames,
 )
-from spacevllm.records import Record
 
 BOX = [0.0, 0.0, 10.0, 10.0]
 HALF = [0.0, 0.0, 10.0, 5.0]  # IoU with BOX exactly 0.5

@@ -19,9 +19,9 @@ from spacevllm.data.mixture import (
     source_rng,
     to_instruction,
 )
-from spacevllm.data.prompts import PHRASINGS, choose_phrasing, phrasings, render
+from spacevllm.data.records import Record, read_records
 from spacevllm.errors import SpaceVLLMError
-from spacevllm.records import Record, read_records
+from spacevllm.prompts import PHRASINGS, choose_phrasing, phrasings, render
 from spacevllm.time_ops import format_time_range
 
 CONFIGS = "src/spacevllm/configs/mixture"
@@ -185,7 +185,7 @@ def test_bad_configs(raw, match, tmp_path):
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    from spacevllm.world import generate_world
+    from spacevllm.data.world import generate_world
 
     return generate_world(tmp_path_factory.mktemp("world"), n=4, seed=3).parent
 

@@ -10,9 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from spacevllm.cli import main
+from spacevllm.data.readers.charades import read_charades_sta
 from spacevllm.data.unistg.analyzer import Analyzer, LLMAnalyzer, RuleAnalyzer, build_analyzer, parse_objects
 from spacevllm.data.unistg.sample import Drop, Sample
-from spacevllm.datasets.charades import read_charades_sta
 from spacevllm.errors import SpaceVLLMError
 
 rules = RuleAnalyzer()

@@ -96,8 +96,8 @@ def _run(tmp_path, records, dino_dir, name, stages=""):
 
 
 def test_unistg_run_with_grounding_dino_on_world(dino_dir, tmp_path, capsys):
-    from spacevllm.records import read_records
-    from spacevllm.world import generate_world
+    from spacevllm.data.records import read_records
+    from spacevllm.data.world import generate_world
 
     records = generate_world(tmp_path / "world", n=2, seed=5, frames=8, size=48, tasks=["stvg"])
     n = len(read_records(records))

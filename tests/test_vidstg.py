@@ -7,9 +7,9 @@ import shutil
 
 import pytest
 
-from spacevllm.datasets.vidstg import MissingVidORError, index_vidor, read_vidstg, sentence_count
+from spacevllm.data.readers.vidstg import MissingVidORError, index_vidor, read_vidstg, sentence_count
+from spacevllm.data.records import validate_record
 from spacevllm.errors import InputFileError
-from spacevllm.records import validate_record
 
 FOUND = {"2793806282", "11566930393"}
 

@@ -103,13 +103,13 @@ def run_stvg(args) -> int:
 
 def _read_stvg_records(args) -> list:
     if args.dataset == "hcstvg":
-        from spacevllm.datasets.hcstvg import read_hcstvg
+        from spacevllm.data.readers.hcstvg import read_hcstvg
 
         for flag, given in (("--vidor-dir", args.vidor_dir), ("--subset-found", args.subset_found)):
             if given:
                 raise SpaceVLLMError(f"{flag} applies to --dataset vidstg only")
         return read_hcstvg(args.annotations)
-    from spacevllm.datasets.vidstg import MissingVidORError, read_vidstg, sentence_count
+    from spacevllm.data.readers.vidstg import MissingVidORError, read_vidstg, sentence_count
 
     if not args.vidor_dir:
         raise SpaceVLLMError("--dataset vidstg needs --vidor-dir (the folder of VidOR per-video JSON files)")

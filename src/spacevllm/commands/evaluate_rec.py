@@ -2,7 +2,7 @@
 
     spacevllm evaluate rec --annotations REC.jsonl --predictions PRED.json [--json]
 
-ANN is a REC jsonl file or Uni-STG REC records (fields: :mod:`spacevllm.datasets.refcoco`, README "REC
+ANN is a REC jsonl file or Uni-STG REC records (fields: :mod:`spacevllm.data.readers.refcoco`, README "REC
 evaluation"); ``--bbox-format xywh`` reads REC jsonl boxes as ``[x, y, w, h]``. A RefCOCO-family ``refs(*).p``
 is accepted too, with ``--instances`` (COCO instances JSON) and optionally ``--split``.
 
@@ -43,7 +43,7 @@ PRED.json: {"<id or 0-based line index>": [x1, y1, x2, y2] | "text with [x1, y1,
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from spacevllm.datasets.refcoco import BBOX_FORMATS
+    from spacevllm.data.readers.refcoco import BBOX_FORMATS
 
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = EPILOG
@@ -93,7 +93,7 @@ def read_rec_annotations(args) -> tuple[list, frozenset]:
     ANN is a REC jsonl / Uni-STG records file, or a refs(*).p with ``--instances`` (and ``--split``: the
     sentence ids of the other splits are returned so that predictions for them are skipped, not refused).
     """
-    from spacevllm.datasets.refcoco import read_rec_jsonl, read_refcoco
+    from spacevllm.data.readers.refcoco import read_rec_jsonl, read_refcoco
 
     other = frozenset()
     if str(args.annotations).endswith(".p"):
@@ -121,7 +121,7 @@ def _check_sizes(entries: list, path, units: str) -> None:
 
 
 def _select_split(records: list, split: str, path) -> tuple[list, frozenset]:
-    from spacevllm.datasets.refcoco import split_matches
+    from spacevllm.data.readers.refcoco import split_matches
 
     selected = [r for r in records if split_matches(r.meta["split"], split)]
     if not selected:

@@ -69,7 +69,7 @@ def run(args) -> int:
 def read_vtg_annotations(dataset: str, path) -> tuple[list[tuple[int, str]], list[tuple[float, float]]]:
     """``([(line index, record id)], [(start, end)])`` of the records to score, in file order."""
     if dataset == "charades-sta":
-        from spacevllm.datasets.charades import read_charades_sta
+        from spacevllm.data.readers.charades import read_charades_sta
 
         records = [(int(r.id), r) for r in read_charades_sta(path)]
     else:
@@ -80,8 +80,8 @@ def read_vtg_annotations(dataset: str, path) -> tuple[list[tuple[int, str]], lis
 
 
 def _unistg_vtg_records(path) -> list:
-    from spacevllm.datasets.refcoco import read_json_lines
-    from spacevllm.records import validate_record
+    from spacevllm.data.readers.refcoco import read_json_lines
+    from spacevllm.data.records import validate_record
 
     out, seen = [], set()
     for i, d in read_json_lines(path):
@@ -99,7 +99,7 @@ def _unistg_vtg_records(path) -> list:
 
 def load_prediction_map(path) -> dict:
     """PRED.json -> its top-level object ``{key: value}``; one-line errors naming the file."""
-    from spacevllm.datasets.hcstvg import load_json
+    from spacevllm.data.readers.hcstvg import load_json
 
     data = load_json(path)
     if not isinstance(data, dict):

@@ -51,8 +51,8 @@ def run(args) -> int:
 
 def run_build(args) -> int:
     from spacevllm.data.mixture import build_mixture, format_report, load_mixture_config, rebase_media
+    from spacevllm.data.records import write_records
     from spacevllm.io_utils import check_output, write_json_atomic
-    from spacevllm.records import write_records
 
     config = load_mixture_config(args.config, args.root)
     if args.seed is not None:
@@ -75,8 +75,8 @@ def run_convert(args) -> int:
     from pathlib import Path
 
     from spacevllm.data.mixture import FORMATS, Source, read_source, rebase_media
+    from spacevllm.data.records import write_records
     from spacevllm.io_utils import check_output
-    from spacevllm.records import write_records
 
     check_output(args.out, "file")
     options = dict(_option(o) for o in args.option)

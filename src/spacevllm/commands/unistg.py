@@ -75,9 +75,9 @@ def _stages_from_args(args):
 
 
 def run_filter(args) -> int:
+    from spacevllm.data.records import write_records
     from spacevllm.data.unistg import read_samples, refine_and_filter
     from spacevllm.io_utils import check_output, write_json_atomic
-    from spacevllm.records import write_records
 
     refiner, box_filter = _stages_from_args(args)
     check_output(args.out, "file")

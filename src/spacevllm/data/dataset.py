@@ -8,7 +8,7 @@ One :class:`UniSTGDataset` item is a dict
 - ``times``     (N,) float64 seconds of the sampled frames (LLaVA-Video uniform sampling)
 - ``duration``  seconds
 - ``query``, ``answer``  text (``answer`` of a grounding record defaults to the canonical time range text)
-- ``prompt``    the record's instruction template (``meta["prompt"]``, see :mod:`spacevllm.data.prompts`) or None
+- ``prompt``    the record's instruction template (``meta["prompt"]``, see :mod:`spacevllm.prompts`) or None
 - ``target_boxes`` (N_q, 4) float32 normalized cxcywh: one per sampled frame (N_q = N) or one for an image
 - ``box_mask``  (N_q,) bool: the sampled frame lies in the closed GT interval ``[start, end]`` seconds *and*
   the record has a box at that source frame (an image: True when it has a box)
@@ -27,10 +27,11 @@ from pathlib import Path
 
 import numpy as np
 
-from spacevllm.box_ops import pixel_xyxy_to_norm_cxcywh
-from spacevllm.data.prompts import QUERY
+from spacevllm.box_ops import box_cxcywh_to_xyxy, pixel_xyxy_to_norm_cxcywh
+from spacevllm.data.records import Record, read_records, resolve_media
 from spacevllm.errors import InputFileError, SpaceVLLMError
-from spacevllm.records import Record, read_records, resolve_media
+from spacevllm.prompts import QUERY
+from spacevllm.text_coords import format_answer, format_box
 from spacevllm.time_ops import format_time_range
 from spacevllm.video import read_image, sample_frames
 
@@ -43,7 +44,7 @@ class UniSTGDataset:
 
     ``num_frames``: N_v frames sampled per video; ``frame_size``: optional (H, W) or int resize at decode time;
     ``text_coords``: the Table 7 text-coordinate baseline, whose STVG answer also spells the boxes
-    (``spacevllm.modeling.text_coords.format_answer``). ``cache_frames``: keep every decoded video in memory
+    (``spacevllm.text_coords.format_answer``). ``cache_frames``: keep every decoded video in memory
     (small synthetic worlds: decoding costs as much as a CPU training step; use with ``num_workers: 0``).
     """
 
@@ -97,9 +98,6 @@ class UniSTGDataset:
         mask = np.array([box is not None])
         answer = record.answer
         if self.text_coords and record.task == "rec" and box is not None and answer is None:
-            from spacevllm.box_ops import box_cxcywh_to_xyxy
-            from spacevllm.modeling.text_coords import format_box
-
             answer = format_box(box_cxcywh_to_xyxy(boxes[0]))  # the baseline answers the box as text
         return _item(record, None, image, np.zeros(1), 0.0, answer, boxes, mask)
 
@@ -107,9 +105,6 @@ class UniSTGDataset:
         if record.task not in GROUNDING or record.start is None:
             return record.answer
         if self.text_coords and record.task == "stvg":
-            from spacevllm.box_ops import box_cxcywh_to_xyxy
-            from spacevllm.modeling.text_coords import format_answer
-
             sel = np.flatnonzero(mask)
             return format_answer(record.start, record.end, times[sel], box_cxcywh_to_xyxy(boxes[sel]))
         return record.answer or format_time_range(record.start, record.end)

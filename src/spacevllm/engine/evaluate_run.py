@@ -26,9 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
+from spacevllm.data.records import Record, read_records, resolve_media
 from spacevllm.errors import SpaceVLLMError
 from spacevllm.io_utils import write_json_atomic, write_jsonl_atomic
-from spacevllm.records import Record, read_records, resolve_media
 
 SCORED_TASKS = ("stvg", "vtg", "rec")
 

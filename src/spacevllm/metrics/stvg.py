@@ -128,7 +128,7 @@ def tubedetr_frames(
 
 
 def build_targets(records: Iterable, protocol: str = "tubedetr") -> list[STVGTarget]:
-    """Records from :mod:`spacevllm.datasets.hcstvg` / :mod:`~spacevllm.datasets.vidstg` -> targets.
+    """Records from :mod:`spacevllm.data.readers.hcstvg` / :mod:`~spacevllm.data.readers.vidstg` -> targets.
 
     The prediction key is the record id. Under ``"cgstvg"`` VidSTG sentences CG-STVG drops are left out.
     """
@@ -277,7 +277,7 @@ def _is_box(b) -> bool:
 
 def load_predictions(path: str | Path) -> dict[str, TubePrediction]:
     """Read and validate a predictions JSON file (module docstring)."""
-    from spacevllm.datasets.hcstvg import load_json
+    from spacevllm.data.readers.hcstvg import load_json
 
     return parse_predictions(load_json(path), path)
 

@@ -19,13 +19,13 @@ from pathlib import Path
 
 import numpy as np
 
+from spacevllm.data.records import Record, read_records, resolve_media
 from spacevllm.data.unistg.filter import BoxFilter
 from spacevllm.data.unistg.refiner import Refiner
 from spacevllm.data.unistg.report import Report
 from spacevllm.data.unistg.sample import Drop, Sample, Stage, to_record
 from spacevllm.errors import SpaceVLLMError
 from spacevllm.io_utils import write_json_atomic, write_jsonl_atomic
-from spacevllm.records import Record, read_records, resolve_media
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 Layout of ``out_dir``::
 
-    records.jsonl          Uni-STG records (spacevllm.records), media paths relative to out_dir
+    records.jsonl          Uni-STG records (spacevllm.data.records), media paths relative to out_dir
     scenes.jsonl           one line per scene: every object, its action and its box on every frame it is visible
     world.json             the options (frames, fps, size) the folder was generated with
     videos/s{seed}-{index:06d}.mp4
@@ -11,7 +11,7 @@ Layout of ``out_dir``::
 ``scenes.jsonl`` rows: ``{"scene", "seed", "index", "video", "frames", "fps", "size", "target" (object id), "ref",
 "background", "objects": [{"id", "colour", "shape", "x", "y", "radius", "action": {"kind", "start", "end", ...},
 "boxes": {"<frame>": [x1, y1, x2, y2]}}]}``, ids = positions in ``objects``, boxes pixel-edge xyxy
-(``spacevllm.world.render``) on every frame the object is visible (e.g. for a noisy "oracle detector").
+(``spacevllm.data.world.render``) on every frame the object is visible (e.g. for a noisy "oracle detector").
 
 Record ``meta`` (video tasks): ``seed``, ``index``, ``target`` (object id), the target's ``colour``/``shape``
 (initial) and ``action`` (as in scenes.jsonl), ``ref`` (static attributes the caption mentions: "colour_shape",
@@ -38,13 +38,13 @@ from pathlib import Path
 
 import numpy as np
 
+from spacevllm.data.records import Record, read_records, validate_record
+from spacevllm.data.world import captions
+from spacevllm.data.world.render import render_scene
+from spacevllm.data.world.scene import Scene, sample_scene
 from spacevllm.errors import SpaceVLLMError
 from spacevllm.io_utils import atomic_path, write_json_atomic, write_jsonl_atomic
-from spacevllm.records import Record, read_records, validate_record
 from spacevllm.time_ops import format_time_range
-from spacevllm.world import captions
-from spacevllm.world.render import render_scene
-from spacevllm.world.scene import Scene, sample_scene
 
 WORLD_TASKS = ("stvg", "vtg", "rec", "qa")
 _VIDEO_TASKS = ("stvg", "vtg", "qa")

@@ -1,4 +1,4 @@
-"""HC-STVG v1 / v2 raw annotation JSON -> Uni-STG records (:mod:`spacevllm.records`).
+"""HC-STVG v1 / v2 raw annotation JSON -> Uni-STG records (:mod:`spacevllm.data.records`).
 
 The raw file is one JSON object ``{"<video file name>": {...}}``; each value has
 
@@ -30,8 +30,8 @@ from pathlib import Path
 import numpy as np
 
 from spacevllm.box_ops import box_xywh_to_xyxy
+from spacevllm.data.records import Record
 from spacevllm.errors import InputFileError
-from spacevllm.records import Record
 
 HCSTVG_DURATION = 20.0  # seconds; TubeDETR: video_fps = img_num / 20
 
