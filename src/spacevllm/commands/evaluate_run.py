@@ -11,7 +11,14 @@ import argparse
 import json
 from pathlib import Path
 
+import torch
+
+from spacevllm.assets import default_checkpoint_path
 from spacevllm.commands.ground import add_time_source_argument
+from spacevllm.engine.evaluate_run import evaluate_run
+from spacevllm.errors import SpaceVLLMError
+from spacevllm.io_utils import check_output
+from spacevllm.metrics.table import format_table
 
 COLUMNS = {
     "stvg": ["m_tIoU", "m_vIoU", "vIoU@0.3", "vIoU@0.5", "n"],
@@ -31,12 +38,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    import torch
-
-    from spacevllm.engine.evaluate_run import evaluate_run
-    from spacevllm.errors import SpaceVLLMError
-    from spacevllm.io_utils import check_output
-
     if args.batch_size < 1:
         raise SpaceVLLMError(f"--batch-size must be at least 1, got {args.batch_size}")
     if args.threads:
@@ -58,13 +59,9 @@ def run(args) -> int:
 
 
 def _default_checkpoint() -> Path:
-    from spacevllm.assets import default_checkpoint_path
-
     return default_checkpoint_path()
 
 
 def _print_tables(scores: dict, name: str) -> None:
-    from spacevllm.metrics.table import format_table
-
     for task, values in scores.items():
         print(format_table([(name, values)], COLUMNS[task], title=task.upper()))

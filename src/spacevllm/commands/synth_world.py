@@ -11,6 +11,8 @@ import argparse
 import json
 import time
 
+from spacevllm.data.world import generate_world, world_stats
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="output folder")
@@ -25,8 +27,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from spacevllm.data.world import generate_world, world_stats
-
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
     t0 = time.perf_counter()
     path = generate_world(

@@ -39,9 +39,9 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from spacevllm.data.readers import video_path
-from spacevllm.data.readers.hcstvg import load_json
 from spacevllm.data.records import Record
 from spacevllm.errors import InputFileError
+from spacevllm.io_utils import load_json
 
 SOURCE = "didemo"
 SEGMENT = 5.0  # seconds per DiDeMo segment

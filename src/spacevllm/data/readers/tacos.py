@@ -30,9 +30,9 @@ import math
 from pathlib import Path
 
 from spacevllm.data.readers import video_path
-from spacevllm.data.readers.hcstvg import load_json
 from spacevllm.data.records import Record
 from spacevllm.errors import InputFileError
+from spacevllm.io_utils import load_json
 
 SOURCE = "tacos"
 TACOS_FPS = 29.4

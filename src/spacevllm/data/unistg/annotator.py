@@ -17,10 +17,12 @@ import importlib.util
 import math
 from pathlib import Path
 
+import av
 import numpy as np
 
 from spacevllm.data.unistg.sample import BOX_THRESHOLD, EPS, Detection, Drop, Sample
 from spacevllm.errors import SpaceVLLMError, VideoError
+from spacevllm.video import probe_video
 
 NO_FRAMES = "no frame in range"
 UNREADABLE = "unreadable video"
@@ -47,8 +49,6 @@ def decode_frames(path: str | Path, indices: list[int]) -> dict[int, np.ndarray]
     """``{index: (H, W, 3) uint8 RGB}`` for the wanted source frame indices (frames counted in decode order from
     the first, as :func:`spacevllm.video.sample_frames` counts them). Stops after the last wanted frame; indices
     past the end of the video are absent. Raises :class:`VideoError` for a missing or unreadable file."""
-    import av
-
     path, wanted, out = Path(path), set(indices), {}
     if not path.is_file():
         raise VideoError(f"{path}: video file not found")
@@ -150,8 +150,6 @@ class Annotator:
         self._cache: tuple[str, dict[int, np.ndarray]] | None = None
 
     def process(self, sample: Sample) -> Sample | Drop:
-        from spacevllm.video import probe_video
-
         try:
             info = probe_video(sample.video)
         except VideoError as e:
