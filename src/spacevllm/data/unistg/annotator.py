@@ -19,6 +19,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+import torch
 
 from spacevllm.data.unistg.sample import BOX_THRESHOLD, EPS, Detection, Drop, Sample
 from spacevllm.errors import SpaceVLLMError, VideoError
@@ -77,6 +78,8 @@ class ZeroShotDetector:
 
     def __init__(self, model: str, box_threshold: float = BOX_THRESHOLD, text_threshold: float = 0.25,
                  batch_size: int = 4, device: str = "cpu"):  # fmt: skip
+        # transformers only when this model-backed stage is configured: importing it costs 2.4 s beyond torch
+        # (python -X importtime, 2-core CPU) and the rule analyzer / oracle annotator runs need none of it
         from transformers import AutoModelForZeroShotObjectDetection, AutoProcessor
 
         try:
@@ -96,8 +99,6 @@ class ZeroShotDetector:
         return out
 
     def _detect_batch(self, frames: list[np.ndarray], text: str) -> list[list[Detection]]:
-        import torch
-
         sizes = [f.shape[:2] for f in frames]
         if self.kind.startswith("owl"):
             inputs = self.processor(text=[[f"a photo of a {text}"]] * len(frames), images=frames, return_tensors="pt")
