@@ -40,8 +40,8 @@ def rec(capsys, ann, pred, *extra):
 
 
 @pytest.fixture(scope="module")
-def charades(shared_data):
-    return shared_data / "charades_sta" / "charades_sta_test.txt"
+def charades(real_data):
+    return real_data / "charades_sta" / "charades_sta_test.txt"
 
 
 def _gt_lines(path):
@@ -61,14 +61,14 @@ def test_real_file_perfect_lists_and_answers(tmp_path, capsys, charades):
     }
     code, out, err = vtg(capsys, charades, write(tmp_path / "p.json", pred), "--json")
     assert code == 0 and err == ""
-    assert json.loads(out) == {"R1@0.3": 1.0, "R1@0.5": 1.0, "R1@0.7": 1.0, "mIoU": 1.0, "n": 3720}
+    assert json.loads(out) == {"R1@0.3": 1.0, "R1@0.5": 1.0, "R1@0.7": 1.0, "mIoU": 1.0, "n": 202}
 
 
 def test_real_file_empty_predictions_are_all_misses(tmp_path, capsys, charades):
     code, out, err = vtg(capsys, charades, write(tmp_path / "p.json", {}), "--json")
     assert code == 0
-    assert json.loads(out) == {"R1@0.3": 0.0, "R1@0.5": 0.0, "R1@0.7": 0.0, "mIoU": 0.0, "n": 3720}
-    assert "3720 without a prediction" in err
+    assert json.loads(out) == {"R1@0.3": 0.0, "R1@0.5": 0.0, "R1@0.7": 0.0, "mIoU": 0.0, "n": 202}
+    assert "202 without a prediction" in err
 
 
 # --- vtg hand-computed -------------------------------------------------------------------------------------

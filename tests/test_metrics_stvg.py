@@ -73,8 +73,8 @@ def test_sampling_matches_tubedetr_loop(first, length, video_fps):
 # --- hand-computed cases ---------------------------------------------------------------------------------------
 
 
-def test_perfect_prediction_scores_one_under_tubedetr(shared_data):
-    records = read_hcstvg(shared_data / "hcstvg_v1" / "test_sample.json")
+def test_perfect_prediction_scores_one_under_tubedetr(real_data):
+    records = read_hcstvg(real_data / "hcstvg_v1" / "test_sample.json")
     preds = {r.id: pred((min(r.frame_boxes()), max(r.frame_boxes()) + 1), []) for r in records}
     for r in records:
         preds[r.id]["boxes"] = r.boxes
