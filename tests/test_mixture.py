@@ -21,6 +21,7 @@ from spacevllm.data.mixture import (
 )
 from spacevllm.data.records import Record, read_records
 from spacevllm.errors import SpaceVLLMError
+from spacevllm.modeling.processing import TASK_PROMPTS
 from spacevllm.prompts import PHRASINGS, choose_phrasing, phrasings, render
 from spacevllm.time_ops import format_time_range
 
@@ -32,8 +33,7 @@ TABLE1 = {"vtg": 50, "stvg": 110, "rec": 320, "qa": 100, "caption": 50, "chat": 
 
 
 def test_phrasing_zero_is_the_processor_default():
-    processing = pytest.importorskip("spacevllm.modeling.processing")
-    for task, template in processing.TASK_PROMPTS.items():
+    for task, template in TASK_PROMPTS.items():
         assert phrasings(task)[0] == template
 
 

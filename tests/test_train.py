@@ -13,9 +13,6 @@ import yaml
 from spacevllm.cli import main
 from spacevllm.engine.train import read_log
 
-pytest.importorskip("spacevllm.data.world")
-pytest.importorskip("spacevllm.modeling.tiny")
-
 TINY = {"num_frames": 4, "image_size": 32, "patch_size": 16, "hidden": 32, "layers": 1}
 
 

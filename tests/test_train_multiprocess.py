@@ -13,9 +13,6 @@ import yaml
 
 from spacevllm.engine.train import read_log
 
-pytest.importorskip("spacevllm.data.world")
-pytest.importorskip("spacevllm.modeling.tiny")
-
 
 def _free_port() -> int:
     with socket.socket() as s:

@@ -9,12 +9,10 @@ import json
 import numpy as np
 import pytest
 
-pytest.importorskip("transformers")
-
-from spacevllm.cli import main  # noqa: E402
-from spacevllm.data.unistg.annotator import ZeroShotDetector  # noqa: E402
-from spacevllm.data.unistg.tiny_detector import build_tiny_grounding_dino, build_tiny_owl  # noqa: E402
-from spacevllm.errors import SpaceVLLMError  # noqa: E402
+from spacevllm.cli import main
+from spacevllm.data.unistg.annotator import ZeroShotDetector
+from spacevllm.data.unistg.tiny_detector import build_tiny_grounding_dino, build_tiny_owl
+from spacevllm.errors import SpaceVLLMError
 
 
 @pytest.fixture(scope="module")
