@@ -1,10 +1,10 @@
 """Can each model fit a handful of world scenes? A check that the text-coordinate baseline's path works end to end.
 
 The baseline (paper Table 7 row 1, ``world_textcoords.yaml``) writes every box as text, which the inference side
-must generate and parse back (``spacevllm.text_coords``). Its held-out scores sit at the level of one fixed
-answer for every query (``benchmarks/RESULTS.md``); this script tells a broken path from a model that does not
-generalize: it trains the stage-1 configs of both models (``world_default.yaml`` and ``world_textcoords.yaml``,
-the same model but ``query_mode``) on ``--scenes`` world scenes (STVG + REC, seed 1) for ``--steps`` steps of
+must generate and parse back (``spacevllm.text_coords``). When its held-out scores are no better than one
+fixed answer for every query, this script tells a broken path from a model that does not generalize: it trains
+the stage-1 configs of both models (``world_default.yaml`` and ``world_textcoords.yaml``, the same model but
+``query_mode``) on ``--scenes`` world scenes (STVG + REC, seed 1) for ``--steps`` steps of
 ``--batch`` samples and scores them with ``evaluate run`` on those same training records. A path that works
 fits them far above the one-fixed-answer level.
 

@@ -10,8 +10,8 @@ Definitions (per sentence; means over sentences)
 * ``vIoU@R`` = share of sentences with vIoU **>** R (strict, both protocols).
 Box IoU is pixel ``xyxy`` without TubeDETR's absent "+1" (:func:`spacevllm.box_ops.elementwise_box_iou`).
 
-Protocols (DESIGN section 4) -- the one place that documents how they differ
----------------------------------------------------------------------------
+Protocols -- the one place that documents how they differ (summary: docs/evaluation.md)
+---------------------------------------------------------------------------------------
 ``"tubedetr"`` (default; the protocol of the SpaceVLLM comparison tables, TubeDETR's
 ``hcstvg_eval.py`` / ``vidstg_eval.py`` after its ``max_end`` fix):
 

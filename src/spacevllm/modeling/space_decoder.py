@@ -13,10 +13,10 @@ sequence, and the caption tokens are ``caption_mask``, which the processor build
 mapping of the caption's character span inside the prompt.
 
 CPU-scale deviation ``fine_anchor`` (:class:`FineAnchor`): the box anchor is refined on frame i's patch features
-*before* pooling, inside the pooled cells that the second attention picked. The world model's LLM sees 16 pooled
-tokens per 64 px frame (16 px cells) while its objects are ~10-14 px wide; the pooled token cannot say where in its
-cell the object sits (held-out centre error 2.1 px, box IoU 0.48: benchmarks/RESULTS.md). The paper's 7B model
-has 13x13 pooled tokens per frame and no such step.
+*before* pooling, inside the pooled cells that the second attention picked. It is meant for pooled cells about as
+large as the objects (the world model: 16 pooled tokens per 64 px frame, 16 px cells, for shapes of ~10 px), where
+a pooled token cannot say where inside its cell the object sits. The paper's 7B model has 13x13 pooled tokens per
+frame and no such step.
 """
 
 from __future__ import annotations

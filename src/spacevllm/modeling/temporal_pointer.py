@@ -1,8 +1,7 @@
 """Temporal pointing on the spatio-temporal aware queries (a CPU-scale auxiliary, not in the paper).
 
-The paper learns *when* only through the generated answer text (L_time, eq. 6). A ~1M-parameter model trained
-from scratch on this CPU answers one constant range that way (benchmarks/RESULTS.md), while the probe in
-shared/notes/cpu-probe.md learned timing by pointing at the per-frame query states. The pointer is that:
+The paper learns *when* only through the generated answer text (L_time, eq. 6). The pointer gives a small model
+trained from scratch a direct signal instead: it points at the per-frame query states.
 
     p_start = softmax_i(w_s . Q'_i),   p_end = softmax_i(w_e . Q'_{i+1})   i over the N_v video queries
     L_pointer = (CE(p_start, f_s) + CE(p_end, f_e)) / 2                    f_s, f_e: first/last sampled frame in GT
@@ -10,8 +9,7 @@ shared/notes/cpu-probe.md learned timing by pointing at the per-frame query stat
 The end of frame i is read one query later: with a causal LLM, ``<r_i>`` sees frames 0..i only, so it can tell
 that the object starts acting at frame i (it did not at i - 1) but not that it stops after frame i; ``<r_{i+1}>``
 sees both. For the last frame, "one query later" is the token right after ``<r_{N_v-1}>`` (LLaVA-OneVision's
-trailing newline feature in the interleaved layout), which has seen the whole video. (Measured before this
-shift: the end was picked right 12-20 % of the time against 50-60 % for the start.)
+trailing newline feature in the interleaved layout), which has seen the whole video.
 
 L_pointer lives with the other objectives in :mod:`spacevllm.losses`. It supervises the query states themselves
 with the temporal target, and they are also what eq. 3's second attention reads to find the object.
