@@ -45,7 +45,7 @@ def run(args) -> int:
     annotations = Path(args.annotations)
     if not annotations.is_file():
         raise SpaceVLLMError(f"{annotations}: annotations file not found")
-    checkpoint = Path(args.checkpoint) if args.checkpoint else _default_checkpoint()
+    checkpoint = Path(args.checkpoint) if args.checkpoint else default_checkpoint_path()
     out = check_output(args.out or annotations.with_name(annotations.stem + ".predictions.jsonl"), "file")
     scores = evaluate_run(
         annotations, checkpoint, out, args.batch_size, progress=not args.json, time_source=args.time_source
@@ -56,10 +56,6 @@ def run(args) -> int:
         _print_tables(scores, annotations.name)
         print(f"predictions: {out}")
     return 0
-
-
-def _default_checkpoint() -> Path:
-    return default_checkpoint_path()
 
 
 def _print_tables(scores: dict, name: str) -> None:

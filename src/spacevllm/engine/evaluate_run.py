@@ -14,7 +14,8 @@ Each process ``r`` of ``W`` takes the records ``i`` with ``i % W == r`` that are
 of processes, or after ``kill -9``) skips every id already in ``PRED.jsonl`` or in a partial file.
 ``PRED.jsonl.meta.json`` remembers the checkpoint and annotations; a rerun with different ones is refused.
 
-Scoring: see :func:`score` (STVG over the model's sampled frames, the synthetic world's protocol).
+Scoring: see :func:`score` (STVG under the ``"sampled"`` protocol of :mod:`spacevllm.metrics.stvg`: the frames the
+model saw).
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ Definitions (per sentence; means over sentences)
 * ``vIoU``  = sum of box IoU over the scored frames in both intervals / number of scored frames in
   their union. Frames predicted outside GT count in the union with IoU 0.
 * ``gt_vIoU`` = mean box IoU over the scored GT frames (the vIoU the model would get with the GT interval).
-* ``vIoU@R`` = share of sentences with vIoU **>** R (strict, both protocols).
+* ``vIoU@R`` = share of sentences with vIoU **>** R (strict, every protocol).
 Box IoU is pixel ``xyxy`` without TubeDETR's absent "+1" (:func:`spacevllm.box_ops.elementwise_box_iou`).
 
 Protocols -- the one place that documents how they differ (summary: docs/evaluation.md)
