@@ -27,8 +27,8 @@ from transformers import LlavaOnevisionConfig, LlavaOnevisionForConditionalGener
 
 from spacevllm.modeling import SpaceVLLMForConditionalGeneration, SpaceVLLMProcessor
 from spacevllm.modeling.inference import forced_answer, ground
-from spacevllm.modeling.text_coords import format_answer
 from spacevllm.modeling.tiny import build_tiny_checkpoint
+from spacevllm.text_coords import format_answer
 from spacevllm.time_ops import format_time_range
 from spacevllm.video import sample_frames, write_video
 

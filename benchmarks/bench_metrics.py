@@ -28,8 +28,9 @@ import time
 import numpy as np
 
 from spacevllm.box_ops import elementwise_box_iou
-from spacevllm.metrics.stvg import build_targets, parse_predictions, score_targets, summarize, tubedetr_frames
-from spacevllm.records import Record
+from spacevllm.data.records import Record
+from spacevllm.metrics.predictions import parse_predictions
+from spacevllm.metrics.stvg import build_targets, score_targets, summarize, tubedetr_frames
 
 
 def make_data(n: int, seed: int = 0, pred_boxes: str = "all") -> tuple[list[Record], dict]:

@@ -23,8 +23,8 @@ import torch
 from spacevllm.assets import default_checkpoint_path
 from spacevllm.data.collate import Collator
 from spacevllm.data.dataset import UniSTGDataset
+from spacevllm.data.world import generate_world
 from spacevllm.modeling.inference import load_model
-from spacevllm.world import generate_world
 
 
 def step(model, batch, bf16: bool) -> tuple[float, dict[str, float]]:

@@ -30,10 +30,10 @@ from spacevllm.assets import default_checkpoint_path
 from spacevllm.box_ops import box_cxcywh_to_xyxy, box_iou, elementwise_box_iou
 from spacevllm.data.collate import Collator
 from spacevllm.data.dataset import UniSTGDataset
+from spacevllm.data.records import read_records
 from spacevllm.engine.evaluate_run import read_predictions, stvg_sample
 from spacevllm.modeling.inference import load_model
 from spacevllm.modeling.temporal_pointer import best_span
-from spacevllm.records import read_records
 from spacevllm.video import uniform_frame_indices
 
 

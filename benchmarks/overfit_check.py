@@ -1,7 +1,7 @@
 """Can each model fit a handful of world scenes? A check that the text-coordinate baseline's path works end to end.
 
 The baseline (paper Table 7 row 1, ``world_textcoords.yaml``) writes every box as text, which the inference side
-must generate and parse back (``spacevllm.modeling.text_coords``). When its held-out scores are no better than one
+must generate and parse back (``spacevllm.text_coords``). When its held-out scores are no better than one
 fixed answer for every query, this script tells a broken path from a model that does not generalize: it trains
 the stage-1 configs of both models (``world_default.yaml`` and ``world_textcoords.yaml``, the same model but
 ``query_mode``) on ``--scenes`` world scenes (STVG + REC, seed 1) for ``--steps`` steps of
@@ -20,9 +20,9 @@ import json
 import time
 from pathlib import Path
 
+from spacevllm.data.world import generate_world, world_stats
 from spacevllm.engine.evaluate_run import evaluate_run
 from spacevllm.engine.train import load_config, train
-from spacevllm.world import generate_world, world_stats
 
 CONFIGS = Path(__file__).resolve().parents[1] / "src" / "spacevllm" / "configs" / "train"
 MODELS = {"default": "world_default.yaml", "textcoords": "world_textcoords.yaml"}

@@ -1,4 +1,4 @@
-"""Shared test fixtures: deterministic seeds, paths to the real annotation files in ../shared/data."""
+"""Shared test fixtures: deterministic seeds, the folder of real annotation excerpts (tests/data)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = Path(os.environ.get("SPACEVLLM_SHARED_DATA", REPO.parent / "shared" / "data"))
+REAL_DATA = Path(__file__).resolve().parent / "data"
 
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
@@ -24,8 +23,7 @@ def _seed():
 
 
 @pytest.fixture(scope="session")
-def shared_data() -> Path:
-    """Folder of the real benchmark annotation samples (../shared/data beside the repo)."""
-    if not SHARED_DATA.is_dir():
-        pytest.skip(f"real annotation samples not found at {SHARED_DATA} (set SPACEVLLM_SHARED_DATA)")
-    return SHARED_DATA
+def real_data() -> Path:
+    """Folder of small excerpts of the real benchmark annotation files, committed with the tests (their sources:
+    tests/data/README.md)."""
+    return REAL_DATA

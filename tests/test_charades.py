@@ -8,14 +8,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from spacevllm.datasets.charades import load_durations, parse_line, read_charades_sta
+from spacevllm.data.readers.charades import load_durations, parse_line, read_charades_sta
+from spacevllm.data.records import read_records, write_records
 from spacevllm.errors import InputFileError, SpaceVLLMError
-from spacevllm.records import read_records, write_records
 
 
 @pytest.fixture(scope="module")
-def charades_test(shared_data):
-    return shared_data / "charades_sta" / "charades_sta_test.txt"
+def charades_test(real_data):
+    return real_data / "charades_sta" / "charades_sta_test.txt"
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +24,7 @@ def records(charades_test):
 
 
 def test_real_file_count_and_first_line(records):
-    assert len(records) == 3720
+    assert len(records) == 202
     r = records[0]
     assert (r.id, r.task, r.query, r.start, r.end) == ("0", "vtg", "person turn a light on.", 24.3, 30.4)
     assert (r.video, r.duration, r.source, r.meta) == ("3MSZA.mp4", None, "charades-sta", {"vid": "3MSZA", "line": 1})
@@ -32,12 +32,12 @@ def test_real_file_count_and_first_line(records):
 
 
 def test_real_file_ids_are_line_indexes_and_times_valid(records, charades_test):
-    assert [r.id for r in records] == [str(i) for i in range(3720)]
+    assert [r.id for r in records] == [str(i) for i in range(202)]
     assert all(0 <= r.start <= r.end for r in records)
     lines = charades_test.read_text().splitlines()
     last = records[-1]
     assert lines[-1].startswith(f"{last.meta['vid']} ") and lines[-1].endswith("##" + last.query)
-    assert len({r.meta["vid"] for r in records}) == 1334
+    assert len({r.meta["vid"] for r in records}) == 81
 
 
 def test_records_round_trip_through_the_schema(records, tmp_path):

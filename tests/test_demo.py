@@ -10,8 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from spacevllm import assets
+from spacevllm.box_ops import elementwise_box_iou
 from spacevllm.cli import main
 from spacevllm.demo import box_at, write_annotated_video, write_timeline
+from spacevllm.modeling.tiny import build_tiny_checkpoint
 from spacevllm.video import probe_video, sample_frames, write_video
 
 
@@ -51,10 +54,6 @@ def _check_outputs(out, capsys):
 
 @pytest.fixture(scope="module")
 def tiny_checkpoint(tmp_path_factory):
-    pytest.importorskip("spacevllm.modeling.inference")
-    pytest.importorskip("spacevllm.modeling.tiny")
-    from spacevllm.modeling.tiny import build_tiny_checkpoint
-
     return build_tiny_checkpoint(tmp_path_factory.mktemp("ckpt"), num_frames=4, image_size=32, patch_size=16)
 
 
@@ -74,12 +73,6 @@ def test_demo_video_without_query_is_an_error(tiny_checkpoint, tmp_path, capsys)
 
 
 def test_demo_with_bundled_default_model(tmp_path, capsys):
-    from spacevllm import assets
-
-    pytest.importorskip("spacevllm.modeling.inference")
-    pytest.importorskip("spacevllm.modeling.tiny")
-    if not (assets.ASSETS / "default_model" / "config.json").is_file():
-        pytest.skip("the embedded default model is not built yet")
     assert main(["demo", "--out", str(tmp_path / "demo")]) == 0
     _check_outputs(tmp_path / "demo", capsys)
 
@@ -87,15 +80,6 @@ def test_demo_with_bundled_default_model(tmp_path, capsys):
 def test_bundled_default_model_grounds_the_sample(tmp_path):
     """The shipped model on its sample (a held-out seed-7 scene): the GT range and a box overlapping the GT box on
     every GT frame (mean IoU > 0.5). A regression check of the shipped weights, not a benchmark."""
-    import json
-
-    import numpy as np
-
-    from spacevllm import assets
-    from spacevllm.box_ops import elementwise_box_iou
-
-    if not (assets.ASSETS / "default_model" / "config.json").is_file():
-        pytest.skip("the embedded default model is not built yet")
     assert main(["demo", "--out", str(tmp_path / "demo")]) == 0
     tube = json.loads((tmp_path / "demo" / "tube.json").read_text())
     record = json.loads((assets.ASSETS / "sample" / "sample.json").read_text())["record"]

@@ -8,10 +8,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from spacevllm.datasets.didemo import consensus_pair, read_didemo
-from spacevllm.datasets.tacos import read_tacos
+from spacevllm.data.readers.didemo import consensus_pair, read_didemo
+from spacevllm.data.readers.tacos import read_tacos
+from spacevllm.data.records import read_records, write_records
 from spacevllm.errors import InputFileError
-from spacevllm.records import read_records, write_records
 
 DIDEMO = [
     {

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from spacevllm.data.records import Record
+from spacevllm.data.world import generate_world
 from spacevllm.engine.evaluate_run import score_stvg, stvg_sample
-from spacevllm.records import Record
+from spacevllm.modeling.tiny import build_tiny_checkpoint
 
 FPS = 5.0
 BOX = [10.0, 10.0, 30.0, 30.0]
@@ -47,11 +49,8 @@ def test_viou_thresholds_are_strict():
 
 @pytest.fixture(scope="module")
 def tiny_setup(tmp_path_factory):
-    pytest.importorskip("spacevllm.modeling.inference")
-    tiny = pytest.importorskip("spacevllm.modeling.tiny")
-    world = pytest.importorskip("spacevllm.world")
-    records = world.generate_world(tmp_path_factory.mktemp("world"), n=3, seed=99)
-    ckpt = tiny.build_tiny_checkpoint(tmp_path_factory.mktemp("ckpt"), num_frames=4, image_size=32, patch_size=16)
+    records = generate_world(tmp_path_factory.mktemp("world"), n=3, seed=99)
+    ckpt = build_tiny_checkpoint(tmp_path_factory.mktemp("ckpt"), num_frames=4, image_size=32, patch_size=16)
     return records, ckpt
 
 
@@ -59,7 +58,7 @@ def test_evaluate_run_json_schema_and_resume(tiny_setup, tmp_path, capsys):
     import json
 
     from spacevllm.cli import main
-    from spacevllm.records import read_records
+    from spacevllm.data.records import read_records
 
     records, ckpt = tiny_setup
     out = tmp_path / "pred.jsonl"

@@ -7,15 +7,15 @@ import json
 import pytest
 
 from spacevllm.cli import main
-from spacevllm.datasets.hcstvg import read_hcstvg
-from spacevllm.datasets.vidstg import read_vidstg
+from spacevllm.data.readers.hcstvg import read_hcstvg
+from spacevllm.data.readers.vidstg import read_vidstg
 
 KEYS = {"m_tIoU", "m_vIoU", "vIoU@0.3", "vIoU@0.5", "gt_vIoU", "n"}
 
 
 @pytest.fixture(scope="module")
-def hc_ann(shared_data):
-    return shared_data / "hcstvg_v1" / "test_sample.json"
+def hc_ann(real_data):
+    return real_data / "hcstvg_v1" / "test_sample.json"
 
 
 @pytest.fixture(scope="module")
@@ -151,8 +151,8 @@ def test_hcstvg_rejects_vidstg_flags(tmp_path, capsys, hc_ann, hc_records):
 
 
 @pytest.fixture(scope="module")
-def vidstg(shared_data):
-    ann, vidor = shared_data / "vidstg" / "test_annotations.json", shared_data / "vidor"
+def vidstg(real_data):
+    ann, vidor = real_data / "vidstg" / "test_annotations.json", real_data / "vidor"
     return ann, vidor, read_vidstg(ann, vidor, skip_missing=True)
 
 
@@ -163,14 +163,14 @@ def vs_args(ann, vidor, pred):
 def test_vidstg_json_split_by_sentence_type(tmp_path, capsys, vidstg):
     ann, vidor, records = vidstg
     pred = {r.id: {"sted": r.meta["temporal_gt"], "boxes": r.boxes} for r in records}
-    pred["10187"]["sted"] = [504, 600]  # one interrogative sentence over-long: 57 / 96 in tIoU
+    pred["9"]["sted"] = [504, 600]  # one interrogative sentence over-long: 57 / 96 in tIoU
     code, out, err = run(capsys, *vs_args(ann, vidor, write(tmp_path, pred)), "--subset-found", "--json")
     s = json.loads(out)
     assert code == 0 and set(s) == {"declarative", "interrogative"}
-    assert set(s["declarative"]) == KEYS and s["declarative"]["n"] == 5 and s["interrogative"]["n"] == 6
+    assert set(s["declarative"]) == KEYS and s["declarative"]["n"] == 2 and s["interrogative"]["n"] == 3
     assert s["declarative"]["m_tIoU"] == 1.0
-    assert s["interrogative"]["m_tIoU"] == pytest.approx((5 + 57 / 96) / 6)
-    assert "11 of 10303" in err
+    assert s["interrogative"]["m_tIoU"] == pytest.approx((2 + 57 / 96) / 3)
+    assert "5 of 11" in err
 
 
 def test_vidstg_table(tmp_path, capsys, vidstg):
@@ -195,9 +195,9 @@ def test_vidstg_needs_vidor_dir(tmp_path, capsys, vidstg):
 
 def test_vidstg_missing_sentence_prediction(tmp_path, capsys, vidstg):
     ann, vidor, records = vidstg
-    pred = {r.id: {"sted": r.meta["temporal_gt"], "boxes": r.boxes} for r in records if r.id != "3382"}
+    pred = {r.id: {"sted": r.meta["temporal_gt"], "boxes": r.boxes} for r in records if r.id != "5"}
     code, _, err = run(capsys, *vs_args(ann, vidor, write(tmp_path, pred)), "--subset-found")
-    assert code == 2 and "sentence 3382" in err and "11566930393" in err
+    assert code == 2 and "sentence 5" in err and "11566930393" in err
 
 
 def test_evaluate_without_benchmark_prints_help(capsys):

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from spacevllm.cli import main
-from spacevllm.commands.evaluate_rec import parse_box
+from spacevllm.metrics.predictions import parse_rec_box
 
 VTG_KEYS = {"R1@0.3", "R1@0.5", "R1@0.7", "mIoU", "n"}
 
@@ -40,8 +40,8 @@ def rec(capsys, ann, pred, *extra):
 
 
 @pytest.fixture(scope="module")
-def charades(shared_data):
-    return shared_data / "charades_sta" / "charades_sta_test.txt"
+def charades(real_data):
+    return real_data / "charades_sta" / "charades_sta_test.txt"
 
 
 def _gt_lines(path):
@@ -61,14 +61,14 @@ def test_real_file_perfect_lists_and_answers(tmp_path, capsys, charades):
     }
     code, out, err = vtg(capsys, charades, write(tmp_path / "p.json", pred), "--json")
     assert code == 0 and err == ""
-    assert json.loads(out) == {"R1@0.3": 1.0, "R1@0.5": 1.0, "R1@0.7": 1.0, "mIoU": 1.0, "n": 3720}
+    assert json.loads(out) == {"R1@0.3": 1.0, "R1@0.5": 1.0, "R1@0.7": 1.0, "mIoU": 1.0, "n": 202}
 
 
 def test_real_file_empty_predictions_are_all_misses(tmp_path, capsys, charades):
     code, out, err = vtg(capsys, charades, write(tmp_path / "p.json", {}), "--json")
     assert code == 0
-    assert json.loads(out) == {"R1@0.3": 0.0, "R1@0.5": 0.0, "R1@0.7": 0.0, "mIoU": 0.0, "n": 3720}
-    assert "3720 without a prediction" in err
+    assert json.loads(out) == {"R1@0.3": 0.0, "R1@0.5": 0.0, "R1@0.7": 0.0, "mIoU": 0.0, "n": 202}
+    assert "202 without a prediction" in err
 
 
 # --- vtg hand-computed -------------------------------------------------------------------------------------
@@ -307,16 +307,16 @@ coords = st.floats(min_value=0, max_value=5000, allow_nan=False, allow_infinity=
     st.tuples(coords, coords, coords, coords),
     st.sampled_from(["[{}]", "({})", "The box is [{}].", '{{"bbox_2d": [{}]}}']),
 )
-def test_parse_box_reads_a_box_out_of_text(box, template):
+def test_parse_rec_box_reads_a_box_out_of_text(box, template):
     text = template.format(", ".join(repr(v) for v in box))
     x1, y1, x2, y2 = box
     expected = [min(x1, x2), min(y1, y2), max(x1, x2), max(y1, y2)]
-    assert parse_box(text, "k", "p.json") == expected
-    assert parse_box(text, "k", "p.json", "1000", width=2000, height=500) == pytest.approx(
+    assert parse_rec_box(text, "k", "p.json") == expected
+    assert parse_rec_box(text, "k", "p.json", "1000", width=2000, height=500) == pytest.approx(
         [expected[0] * 2, expected[1] / 2, expected[2] * 2, expected[3] / 2]
     )
 
 
 @given(st.text(alphabet="abc xyz,.[]()-", max_size=30))
-def test_parse_box_without_four_numbers_is_a_miss(text):
-    assert parse_box(text, "k", "p.json") is None
+def test_parse_rec_box_without_four_numbers_is_a_miss(text):
+    assert parse_rec_box(text, "k", "p.json") is None

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from spacevllm.cli import main
+from spacevllm.modeling.tiny import build_tiny_checkpoint
 from spacevllm.video import write_video
 
 
@@ -23,9 +24,6 @@ def video(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    pytest.importorskip("spacevllm.modeling.tiny")
-    from spacevllm.modeling.tiny import build_tiny_checkpoint
-
     return build_tiny_checkpoint(tmp_path_factory.mktemp("ckpt"), num_frames=4, image_size=32, patch_size=16)
 
 

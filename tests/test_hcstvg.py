@@ -1,4 +1,4 @@
-"""HC-STVG reader on the real v1 sample (shared/data/hcstvg_v1) and on v2-keyed / malformed files."""
+"""HC-STVG reader on the real v1 sample (tests/data/hcstvg_v1) and on v2-keyed / malformed files."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from spacevllm.datasets.hcstvg import read_hcstvg
+from spacevllm.data.readers.hcstvg import read_hcstvg
+from spacevllm.data.records import read_records, validate_record, write_records
 from spacevllm.errors import InputFileError
-from spacevllm.records import read_records, validate_record, write_records
 
 BOX_COUNTS = {  # SOURCES.md, file order
     "55_vfjywN5CN0Y.mp4": 122,
@@ -25,8 +25,8 @@ BOX_COUNTS = {  # SOURCES.md, file order
 
 
 @pytest.fixture(scope="module")
-def v1_records(shared_data):
-    return read_hcstvg(shared_data / "hcstvg_v1" / "test_sample.json")
+def v1_records(real_data):
+    return read_hcstvg(real_data / "hcstvg_v1" / "test_sample.json")
 
 
 def test_v1_order_and_box_counts(v1_records):

@@ -11,12 +11,10 @@ import numpy as np
 import pytest
 import torch
 
-pytest.importorskip("spacevllm.modeling.tiny")
-
-from spacevllm.assets import default_checkpoint_path  # noqa: E402
-from spacevllm.box_ops import norm_cxcywh_to_pixel_xyxy  # noqa: E402
-from spacevllm.errors import SpaceVLLMError  # noqa: E402
-from spacevllm.modeling.inference import (  # noqa: E402
+from spacevllm.assets import default_checkpoint_path
+from spacevllm.box_ops import norm_cxcywh_to_pixel_xyxy
+from spacevllm.errors import SpaceVLLMError
+from spacevllm.modeling.inference import (
     _generate,
     _model_inputs,
     _video_inputs,
@@ -27,9 +25,9 @@ from spacevllm.modeling.inference import (  # noqa: E402
     ground_image,
     load_model,
 )
-from spacevllm.modeling.text_coords import format_answer, format_box  # noqa: E402
-from spacevllm.modeling.tiny import build_tiny_checkpoint  # noqa: E402
-from spacevllm.video import sample_frames, write_video  # noqa: E402
+from spacevllm.modeling.tiny import build_tiny_checkpoint
+from spacevllm.text_coords import format_answer, format_box
+from spacevllm.video import sample_frames, write_video
 
 TINY = dict(num_frames=4, image_size=32, patch_size=16)
 

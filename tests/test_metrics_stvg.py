@@ -8,19 +8,19 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from spacevllm.datasets.hcstvg import hcstvg_record, read_hcstvg
+from spacevllm.data.readers.hcstvg import hcstvg_record, read_hcstvg
+from spacevllm.data.records import Record
 from spacevllm.errors import InputFileError, SpaceVLLMError
+from spacevllm.metrics.predictions import parse_predictions
 from spacevllm.metrics.stvg import (
     build_targets,
     evaluate_stvg,
-    parse_predictions,
     score_targets,
     summarize,
-    temporal_iou,
     tube_scores,
     tubedetr_frames,
 )
-from spacevllm.records import Record
+from spacevllm.metrics.vtg import temporal_iou
 
 BOX = [0.0, 0.0, 10.0, 10.0]
 HALF = [0.0, 0.0, 10.0, 5.0]  # IoU with BOX exactly 0.5
@@ -73,8 +73,8 @@ def test_sampling_matches_tubedetr_loop(first, length, video_fps):
 # --- hand-computed cases ---------------------------------------------------------------------------------------
 
 
-def test_perfect_prediction_scores_one_under_tubedetr(shared_data):
-    records = read_hcstvg(shared_data / "hcstvg_v1" / "test_sample.json")
+def test_perfect_prediction_scores_one_under_tubedetr(real_data):
+    records = read_hcstvg(real_data / "hcstvg_v1" / "test_sample.json")
     preds = {r.id: pred((min(r.frame_boxes()), max(r.frame_boxes()) + 1), []) for r in records}
     for r in records:
         preds[r.id]["boxes"] = r.boxes
@@ -192,9 +192,9 @@ def test_tiou_symmetric_and_bounded(pairs):
     a = np.array([[s, s + n] for s, n in pairs[::2] or pairs])
     b = np.array([[s, s + n] for s, n in pairs[1::2] or pairs])
     k = min(len(a), len(b))
-    ab, ba = temporal_iou(a[:k], b[:k]), temporal_iou(b[:k], a[:k])
+    ab, ba = temporal_iou(a[:k], b[:k], half_open=True), temporal_iou(b[:k], a[:k], half_open=True)
     assert np.array_equal(ab, ba) and ((ab >= 0) & (ab <= 1)).all()
-    same = temporal_iou(a, a)
+    same = temporal_iou(a, a, half_open=True)
     assert np.array_equal(same, (a[:, 1] > a[:, 0]).astype(float))
 
 

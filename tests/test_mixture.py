@@ -19,9 +19,10 @@ from spacevllm.data.mixture import (
     source_rng,
     to_instruction,
 )
-from spacevllm.data.prompts import PHRASINGS, choose_phrasing, phrasings, render
+from spacevllm.data.records import Record, read_records
 from spacevllm.errors import SpaceVLLMError
-from spacevllm.records import Record, read_records
+from spacevllm.modeling.processing import TASK_PROMPTS
+from spacevllm.prompts import PHRASINGS, choose_phrasing, phrasings, render
 from spacevllm.time_ops import format_time_range
 
 CONFIGS = "src/spacevllm/configs/mixture"
@@ -32,8 +33,7 @@ TABLE1 = {"vtg": 50, "stvg": 110, "rec": 320, "qa": 100, "caption": 50, "chat": 
 
 
 def test_phrasing_zero_is_the_processor_default():
-    processing = pytest.importorskip("spacevllm.modeling.processing")
-    for task, template in processing.TASK_PROMPTS.items():
+    for task, template in TASK_PROMPTS.items():
         assert phrasings(task)[0] == template
 
 
@@ -185,7 +185,7 @@ def test_bad_configs(raw, match, tmp_path):
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    from spacevllm.world import generate_world
+    from spacevllm.data.world import generate_world
 
     return generate_world(tmp_path_factory.mktemp("world"), n=4, seed=3).parent
 

@@ -9,7 +9,7 @@ import pickle
 
 import pytest
 
-from spacevllm.datasets.refcoco import load_plain_pickle, read_rec_jsonl, read_refcoco
+from spacevllm.data.readers.refcoco import load_plain_pickle, read_rec_jsonl, read_refcoco
 from spacevllm.errors import InputFileError, SpaceVLLMError
 
 REFS = [

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from spacevllm.modeling.text_coords import (
+from spacevllm.text_coords import (
     COORD_SCALE,
     format_answer,
     format_box,

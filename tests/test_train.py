@@ -14,15 +14,12 @@ from spacevllm.cli import main
 from spacevllm.engine.train import build_model, config_from_dict, read_log
 from spacevllm.modeling.tiny import build_tiny_checkpoint
 
-pytest.importorskip("spacevllm.world")
-pytest.importorskip("spacevllm.modeling.tiny")
-
 TINY = {"num_frames": 4, "image_size": 32, "patch_size": 16, "hidden": 32, "layers": 1}
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    from spacevllm.world import generate_world
+    from spacevllm.data.world import generate_world
 
     return generate_world(tmp_path_factory.mktemp("world"), n=6, seed=4242)
 

@@ -14,10 +14,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from spacevllm.data.dataset import MixtureSampler, ShardedBatches, UniSTGDataset, corpus_words, frame_targets
+from spacevllm.data.records import Record, validate_record, write_records
 from spacevllm.engine import checkpoint as ckpt
 from spacevllm.engine.train import config_from_dict, load_config
 from spacevllm.errors import SpaceVLLMError
-from spacevllm.records import Record, validate_record, write_records
 from spacevllm.video import write_video
 
 W, H, T, FPS = 32, 24, 10, 5.0
@@ -72,9 +72,9 @@ def test_text_coordinate_answers_spell_stvg_and_rec_boxes(tmp_path):
 
 def test_record_phrasing_reaches_the_prompt_and_the_caption_span(tmp_path):
     from spacevllm.data.collate import Collator
-    from spacevllm.data.prompts import PHRASINGS
     from spacevllm.modeling import SpaceVLLMProcessor
     from spacevllm.modeling.tiny import build_tiny_checkpoint
+    from spacevllm.prompts import PHRASINGS
 
     path = _scene(tmp_path)
     rec = json.loads(path.read_text())

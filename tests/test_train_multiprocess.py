@@ -13,9 +13,6 @@ import yaml
 
 from spacevllm.engine.train import read_log
 
-pytest.importorskip("spacevllm.world")
-pytest.importorskip("spacevllm.modeling.tiny")
-
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -24,7 +21,7 @@ def _free_port() -> int:
 
 
 def test_two_process_run(tmp_path):
-    from spacevllm.world import generate_world
+    from spacevllm.data.world import generate_world
 
     world = generate_world(tmp_path / "world", n=4, seed=777)
     cfg = {
@@ -61,7 +58,7 @@ def test_kill_9_then_resume_matches_straight_run(tmp_path):
     import time
 
     from spacevllm.cli import main
-    from spacevllm.world import generate_world
+    from spacevllm.data.world import generate_world
 
     world = generate_world(tmp_path / "world", n=4, seed=778)
 

@@ -9,12 +9,10 @@ import json
 import numpy as np
 import pytest
 
-pytest.importorskip("transformers")
-
-from spacevllm.cli import main  # noqa: E402
-from spacevllm.data.unistg.annotator import ZeroShotDetector  # noqa: E402
-from spacevllm.data.unistg.tiny_detector import build_tiny_grounding_dino, build_tiny_owl  # noqa: E402
-from spacevllm.errors import SpaceVLLMError  # noqa: E402
+from spacevllm.cli import main
+from spacevllm.data.unistg.annotator import ZeroShotDetector
+from spacevllm.data.unistg.tiny_detector import build_tiny_grounding_dino, build_tiny_owl
+from spacevllm.errors import SpaceVLLMError
 
 
 @pytest.fixture(scope="module")
@@ -96,8 +94,8 @@ def _run(tmp_path, records, dino_dir, name, stages=""):
 
 
 def test_unistg_run_with_grounding_dino_on_world(dino_dir, tmp_path, capsys):
-    from spacevllm.records import read_records
-    from spacevllm.world import generate_world
+    from spacevllm.data.records import read_records
+    from spacevllm.data.world import generate_world
 
     records = generate_world(tmp_path / "world", n=2, seed=5, frames=8, size=48, tasks=["stvg"])
     n = len(read_records(records))

@@ -10,9 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from spacevllm.cli import main
+from spacevllm.data.records import read_records
 from spacevllm.data.unistg import BoxFilter, Refiner, refine_and_filter, sample_from_json
 from spacevllm.data.unistg.sample import Drop
-from spacevllm.records import read_records
 
 
 def det(x1, y1, x2, y2, score=0.9):

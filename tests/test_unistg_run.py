@@ -1,11 +1,11 @@
 """`spacevllm unistg run` end to end on the synthetic world with the noisy oracle detector."""
 
 from spacevllm.cli import main
-from spacevllm.records import read_records
+from spacevllm.data.records import read_records
 
 
 def test_run_on_world_recovers_tubes_and_resumes(tmp_path, capsys):
-    from spacevllm.world import generate_world
+    from spacevllm.data.world import generate_world
 
     records = generate_world(tmp_path / "world", n=12, seed=321)
     config = "src/spacevllm/configs/unistg/world.yaml"

@@ -1,4 +1,4 @@
-"""VidSTG reader: real sentence file + the two real VidOR files (shared/data/vidstg, shared/data/vidor)."""
+"""VidSTG reader: real sentence file + the two real VidOR files (excerpts in tests/data/vidstg, tests/data/vidor)."""
 
 from __future__ import annotations
 
@@ -7,21 +7,21 @@ import shutil
 
 import pytest
 
-from spacevllm.datasets.vidstg import MissingVidORError, index_vidor, read_vidstg, sentence_count
+from spacevllm.data.readers.vidstg import MissingVidORError, index_vidor, read_vidstg, sentence_count
+from spacevllm.data.records import validate_record
 from spacevllm.errors import InputFileError
-from spacevllm.records import validate_record
 
 FOUND = {"2793806282", "11566930393"}
 
 
 @pytest.fixture(scope="module")
-def test_file(shared_data):
-    return shared_data / "vidstg" / "test_annotations.json"
+def test_file(real_data):
+    return real_data / "vidstg" / "test_annotations.json"
 
 
 @pytest.fixture(scope="module")
-def records(shared_data, test_file):
-    return read_vidstg(test_file, shared_data / "vidor", skip_missing=True)
+def records(real_data, test_file):
+    return read_vidstg(test_file, real_data / "vidor", skip_missing=True)
 
 
 def _tubedetr_numbering(entries):
@@ -39,12 +39,12 @@ def test_numbering_matches_tubedetr(records, test_file):
     expected = [x for x in _tubedetr_numbering(json.loads(test_file.read_text())) if x[1] in FOUND]
     got = [(int(r.id), r.meta["vid"], r.meta["qtype"], r.query) for r in records]
     assert got == [(n, v, q, d.strip()) for n, v, q, d in expected]
-    assert len(records) == 11 and records[0].id == "1808" and records[-1].id == "10259"
-    assert sentence_count(test_file) == 4610 + 5693
+    assert len(records) == 5 and records[0].id == "4" and records[-1].id == "10"
+    assert sentence_count(test_file) == 11
 
 
 def test_concrete_sentence(records):
-    r = {x.id: x for x in records}["10187"]
+    r = {x.id: x for x in records}["9"]
     assert r.query == "what is in front of the adult in the playground?"
     assert r.meta["qtype"] == "interrogative" and r.meta["target_id"] == 3 and r.meta["vid"] == "2793806282"
     assert r.meta["temporal_gt"] == [504, 561] and r.meta["used_segment"] == [0, 1924]
@@ -64,23 +64,23 @@ def test_declarative_and_interrogative_are_separate_records(records):
         validate_record(r.to_dict(), "mem", i)
 
 
-def test_missing_vidor_file_is_an_error_naming_the_video(shared_data, test_file):
+def test_missing_vidor_file_is_an_error_naming_the_video(real_data, test_file):
     with pytest.raises(MissingVidORError) as e:
-        read_vidstg(test_file, shared_data / "vidor")
-    assert "10001787725" in str(e.value) and len(e.value.videos) == 730
+        read_vidstg(test_file, real_data / "vidor")
+    assert "10001787725" in str(e.value) and e.value.videos == ["10001787725", "7771650716"]
 
 
-def test_vidor_files_found_recursively(shared_data, test_file, tmp_path):
+def test_vidor_files_found_recursively(real_data, test_file, tmp_path):
     nested = tmp_path / "annotation" / "validation" / "0001"
     nested.mkdir(parents=True)
-    shutil.copy(shared_data / "vidor" / "2793806282.json", nested)
+    shutil.copy(real_data / "vidor" / "2793806282.json", nested)
     assert set(index_vidor(tmp_path)) == {"2793806282"}
     rs = read_vidstg(test_file, tmp_path, skip_missing=True, id_prefix="test/")
-    assert [r.id for r in rs] == ["test/10186", "test/10187", "test/10188"]
+    assert [r.id for r in rs] == ["test/8", "test/9", "test/10"]
 
 
-def test_val_file_has_no_found_video(shared_data):
-    assert read_vidstg(shared_data / "vidstg" / "val_annotations.json", shared_data / "vidor", skip_missing=True) == []
+def test_val_file_has_no_found_video(real_data):
+    assert read_vidstg(real_data / "vidstg" / "val_annotations.json", real_data / "vidor", skip_missing=True) == []
 
 
 def _entry(**change):
@@ -110,9 +110,9 @@ def _entry(**change):
         ({"captions": [{"description": "a dog.", "target_id": 99}]}, "target_id"),
     ],
 )
-def test_malformed_entry_names_file_record_field(shared_data, tmp_path, change, field):
+def test_malformed_entry_names_file_record_field(real_data, tmp_path, change, field):
     p = tmp_path / "ann.json"
     p.write_text(json.dumps([_entry(), _entry(**change)]))
     with pytest.raises(InputFileError) as e:
-        read_vidstg(p, shared_data / "vidor")
+        read_vidstg(p, real_data / "vidor")
     assert str(p) in str(e.value) and "record 1" in str(e.value) and repr(field) in str(e.value)

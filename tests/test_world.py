@@ -13,13 +13,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from spacevllm.cli import main
+from spacevllm.data.records import read_records, resolve_media
+from spacevllm.data.world import generate_world, world_stats
+from spacevllm.data.world.captions import rest_frames
+from spacevllm.data.world.render import background, mask_boxes, render_scene, shape_mask
+from spacevllm.data.world.scene import Action, WorldObject, sample_scene, window_lengths
 from spacevllm.errors import SpaceVLLMError
-from spacevllm.records import read_records, resolve_media
 from spacevllm.time_ops import format_time_range, parse_time_range
-from spacevllm.world import generate_world, world_stats
-from spacevllm.world.captions import rest_frames
-from spacevllm.world.render import background, mask_boxes, render_scene, shape_mask
-from spacevllm.world.scene import Action, WorldObject, sample_scene, window_lengths
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,7 @@
-"""Atomic file output: write to a temporary file in the same folder, then rename.
+"""File I/O at the bottom of the package: atomic output and one-line-error readers (JSON, YAML).
 
-Never leaves a half-written output behind, even when interrupted (kill -9 leaves at most a
-``.tmp`` file that the next run overwrites).
+Output is written to a temporary file in the same folder, then renamed: never a half-written output behind, even
+when interrupted (kill -9 leaves at most a ``.tmp`` file that the next run overwrites).
 """
 
 from __future__ import annotations
@@ -13,6 +13,10 @@ import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+
+import yaml
+
+from spacevllm.errors import InputFileError, SpaceVLLMError
 
 
 @contextlib.contextmanager
@@ -64,8 +68,6 @@ def check_output(path: str | os.PathLike, kind: str = "file") -> Path:
     existing ancestor is not a folder or not writable. Commands call it before their work starts, so a bad
     ``--out`` fails at once instead of after the work; :func:`atomic_path` and :func:`atomic_dir` call it too.
     """
-    from spacevllm.errors import SpaceVLLMError
-
     path = Path(path)
     if kind not in ("file", "folder"):
         raise ValueError(f"kind must be 'file' or 'folder', got {kind!r}")
@@ -110,10 +112,6 @@ def write_jsonl_atomic(path: str | os.PathLike, rows: Iterable[dict]) -> None:
 def read_yaml(path: str | Path):
     """The parsed YAML file (an empty file is ``{}``). Raises :class:`SpaceVLLMError` naming the file when it is
     missing, unreadable or not valid YAML."""
-    import yaml
-
-    from spacevllm.errors import SpaceVLLMError
-
     path = Path(path)
     if not path.is_file():
         raise SpaceVLLMError(f"{path}: no such config file")
@@ -123,3 +121,18 @@ def read_yaml(path: str | Path):
         raise SpaceVLLMError(f"{path}: cannot read config ({e})") from None
     except yaml.YAMLError as e:
         raise SpaceVLLMError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+
+
+def load_json(path: str | os.PathLike):
+    """The parsed JSON file (``json.load``). Raises :class:`InputFileError` naming the file when it is missing,
+    not valid JSON or not UTF-8."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputFileError(path, "no such file")
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except json.JSONDecodeError as e:
+        raise InputFileError(path, f"not valid JSON ({e.msg} at line {e.lineno} column {e.colno})") from None
+    except UnicodeDecodeError as e:
+        raise InputFileError(path, f"not UTF-8 text ({e.reason})") from None

@@ -14,6 +14,10 @@ from __future__ import annotations
 
 import argparse
 
+from spacevllm.errors import SpaceVLLMError
+from spacevllm.io_utils import check_output
+from spacevllm.modeling.convert import convert_checkpoint, refine_patch_grid
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     source = parser.add_mutually_exclusive_group(required=True)
@@ -54,10 +58,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from spacevllm.errors import SpaceVLLMError
-    from spacevllm.io_utils import check_output
-    from spacevllm.modeling.convert import convert_checkpoint, refine_patch_grid
-
     check_output(args.out, "folder")
     if args.finer_patches:
         out = refine_patch_grid(args.finer_patches, args.out, args.factor, args.pool_stride)

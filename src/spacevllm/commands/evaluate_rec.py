@@ -2,7 +2,7 @@
 
     spacevllm evaluate rec --annotations REC.jsonl --predictions PRED.json [--json]
 
-ANN is a REC jsonl file or Uni-STG REC records (fields: :mod:`spacevllm.datasets.refcoco`, README "REC
+ANN is a REC jsonl file or Uni-STG REC records (fields: :mod:`spacevllm.data.readers.refcoco`, README "REC
 evaluation"); ``--bbox-format xywh`` reads REC jsonl boxes as ``[x, y, w, h]``. A RefCOCO-family ``refs(*).p``
 is accepted too, with ``--instances`` (COCO instances JSON) and optionally ``--split``.
 
@@ -10,9 +10,10 @@ PRED.json is one JSON object ``{"<key>": value}``:
 
 * key: the record's ``id``, or its 0-based line index in ANN (ids are matched first); RefCOCO: the sent_id;
 * value: ``[x1, y1, x2, y2]`` pixels, or free text containing a box ``[x1, y1, x2, y2]`` / ``(x1, y1, x2, y2)``
-  (the first one is read; text without a box is a miss), or null (a miss). ``--pred-units normalized`` /
-  ``1000`` read predicted coordinates as fractions of the image size / integers in [0, 1000] (Qwen2-VL style);
-  they need ``width`` and ``height`` in ANN.
+  (the first one is read, :func:`spacevllm.text_coords.find_box`; text without a box is a miss), or null (a
+  miss). ``--pred-units normalized`` / ``1000`` read predicted coordinates as fractions of the image size /
+  integers in [0, 1000] (Qwen2-VL style); they need ``width`` and ``height`` in ANN. Parsing:
+  :mod:`spacevllm.metrics.predictions`.
 
 A record without a key in PRED is a miss. ``--json`` prints ``{"Acc@0.5", "n"}`` (fraction); otherwise a table
 in percent. A malformed file exits with code 2 and a message naming the file, the record and the field.
@@ -22,15 +23,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
-import re
+import sys
 from pathlib import Path
 
+from spacevllm.data.readers.refcoco import BBOX_FORMATS, read_rec_jsonl, read_refcoco, split_matches
 from spacevllm.errors import InputFileError, SpaceVLLMError
-
-PRED_UNITS = {"pixel": None, "normalized": 1.0, "1000": 1000.0}  # name -> value of a full image side
-_NUM = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
-_BOX_RE = re.compile(rf"[\[(]\s*({_NUM})\s*,\s*({_NUM})\s*,\s*({_NUM})\s*,\s*({_NUM})\s*[\])]")
+from spacevllm.metrics.predictions import PRED_UNITS, align_predictions, load_prediction_map, miss_report, parse_rec_box
+from spacevllm.metrics.rec import rec_accuracy
+from spacevllm.metrics.table import format_table
 
 EPILOG = """\
 REC.jsonl: one JSON object per line: image (or image_path, img_path, file_name): path; expression (or sent,
@@ -43,8 +43,6 @@ PRED.json: {"<id or 0-based line index>": [x1, y1, x2, y2] | "text with [x1, y1,
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from spacevllm.datasets.refcoco import BBOX_FORMATS
-
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = EPILOG
     parser.add_argument("--annotations", required=True, help="REC jsonl, Uni-STG REC records, or refs(*).p")
@@ -57,9 +55,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from spacevllm.commands.evaluate_vtg import align_predictions, load_prediction_map, report_misses
-    from spacevllm.metrics.rec import rec_accuracy
-
     entries, other_splits = read_rec_annotations(args)
     if args.pred_units != "pixel":
         _check_sizes(entries, args.annotations, args.pred_units)
@@ -67,16 +62,15 @@ def run(args) -> int:
     pred = load_prediction_map(args.predictions)
     aligned = align_predictions(pred, keys, args.predictions, args.annotations, ignore=other_splits)
     preds = [
-        parse_box(value, key, args.predictions, args.pred_units, r.width, r.height)
+        parse_rec_box(value, key, args.predictions, args.pred_units, r.width, r.height)
         for (key, value), (_, r) in zip(aligned, entries)
     ]
     scores = rec_accuracy(preds, [next(iter(r.boxes.values())) for _, r in entries])
-    report_misses(aligned, preds, "without a box")
+    if misses := miss_report(aligned, preds, "without a box"):
+        print(misses, file=sys.stderr)
     if args.json:
         print(json.dumps(scores))
     else:
-        from spacevllm.metrics.table import format_table
-
         title = "REC: Acc@0.5 (percent)"
         print(format_table([(_row_name(args), scores)], ["Acc@0.5", "n"], title=title))
     return 0
@@ -93,8 +87,6 @@ def read_rec_annotations(args) -> tuple[list, frozenset]:
     ANN is a REC jsonl / Uni-STG records file, or a refs(*).p with ``--instances`` (and ``--split``: the
     sentence ids of the other splits are returned so that predictions for them are skipped, not refused).
     """
-    from spacevllm.datasets.refcoco import read_rec_jsonl, read_refcoco
-
     other = frozenset()
     if str(args.annotations).endswith(".p"):
         if not args.instances:
@@ -121,46 +113,8 @@ def _check_sizes(entries: list, path, units: str) -> None:
 
 
 def _select_split(records: list, split: str, path) -> tuple[list, frozenset]:
-    from spacevllm.datasets.refcoco import split_matches
-
     selected = [r for r in records if split_matches(r.meta["split"], split)]
     if not selected:
         found = sorted({r.meta["split"] for r in records})
         raise SpaceVLLMError(f"{path}: no refs in split {split!r}; the file has splits {found}")
     return selected, frozenset(r.id for r in records if not split_matches(r.meta["split"], split))
-
-
-def parse_box(value, key, path, units: str = "pixel", width=None, height=None) -> list[float] | None:
-    """One PRED value (under ``key``) -> pixel ``[x1, y1, x2, y2]``, or None for a miss (absent, null, no box).
-
-    A numeric list must have x2 >= x1 and y2 >= y1; a box read from text has its corners sorted. ``units``
-    other than "pixel" scale by the image ``width`` / ``height`` (see :data:`PRED_UNITS`).
-    """
-    from spacevllm.commands.evaluate_vtg import MISSING
-
-    if value is MISSING or value is None:
-        return None
-    if isinstance(value, str):
-        m = _BOX_RE.search(value)
-        if m is None:
-            return None
-        x1, y1, x2, y2 = (float(g) for g in m.groups())
-        box = [min(x1, x2), min(y1, y2), max(x1, x2), max(y1, y2)]
-    else:
-        box = _numeric_box(value, key, path)
-    scale = PRED_UNITS[units]
-    if scale is None:
-        return box
-    sx, sy = width / scale, height / scale
-    return [box[0] * sx, box[1] * sy, box[2] * sx, box[3] * sy]
-
-
-def _numeric_box(value, key: str, path) -> list[float]:
-    ok = isinstance(value, (list, tuple)) and len(value) == 4
-    ok = ok and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value)
-    if not ok:
-        msg = f"must be [x1, y1, x2, y2] (4 numbers), the answer text, or null; got {json.dumps(value)[:80]}"
-        raise InputFileError(path, msg, record=key, field="prediction")
-    if value[2] < value[0] or value[3] < value[1]:
-        raise InputFileError(path, f"needs x2 >= x1 and y2 >= y1, got {value!r}", record=key, field="prediction")
-    return [float(v) for v in value]

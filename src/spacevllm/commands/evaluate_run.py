@@ -11,7 +11,14 @@ import argparse
 import json
 from pathlib import Path
 
+import torch
+
+from spacevllm.assets import default_checkpoint_path
 from spacevllm.commands.ground import add_time_source_argument
+from spacevllm.engine.evaluate_run import evaluate_run
+from spacevllm.errors import SpaceVLLMError
+from spacevllm.io_utils import check_output
+from spacevllm.metrics.table import format_table
 
 COLUMNS = {
     "stvg": ["m_tIoU", "m_vIoU", "vIoU@0.3", "vIoU@0.5", "n"],
@@ -31,12 +38,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    import torch
-
-    from spacevllm.engine.evaluate_run import evaluate_run
-    from spacevllm.errors import SpaceVLLMError
-    from spacevllm.io_utils import check_output
-
     if args.batch_size < 1:
         raise SpaceVLLMError(f"--batch-size must be at least 1, got {args.batch_size}")
     if args.threads:
@@ -44,7 +45,7 @@ def run(args) -> int:
     annotations = Path(args.annotations)
     if not annotations.is_file():
         raise SpaceVLLMError(f"{annotations}: annotations file not found")
-    checkpoint = Path(args.checkpoint) if args.checkpoint else _default_checkpoint()
+    checkpoint = Path(args.checkpoint) if args.checkpoint else default_checkpoint_path()
     out = check_output(args.out or annotations.with_name(annotations.stem + ".predictions.jsonl"), "file")
     scores = evaluate_run(
         annotations, checkpoint, out, args.batch_size, progress=not args.json, time_source=args.time_source
@@ -57,14 +58,6 @@ def run(args) -> int:
     return 0
 
 
-def _default_checkpoint() -> Path:
-    from spacevllm.assets import default_checkpoint_path
-
-    return default_checkpoint_path()
-
-
 def _print_tables(scores: dict, name: str) -> None:
-    from spacevllm.metrics.table import format_table
-
     for task, values in scores.items():
         print(format_table([(name, values)], COLUMNS[task], title=task.upper()))

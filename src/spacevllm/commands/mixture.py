@@ -10,13 +10,25 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
+import yaml
+
+from spacevllm.data.mixture import (
+    FORMATS,
+    Source,
+    build_mixture,
+    format_report,
+    load_mixture_config,
+    read_source,
+    rebase_media,
+)
+from spacevllm.data.records import write_records
 from spacevllm.errors import SpaceVLLMError
+from spacevllm.io_utils import check_output, write_json_atomic
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from spacevllm.data.mixture import FORMATS
-
     sub = parser.add_subparsers(dest="mixture_command", metavar="STEP")
     b = sub.add_parser("build", help="sample the sources of a mixture config into one instruction records file")
     b.add_argument("--config", required=True, help="mixture YAML (see spacevllm/configs/mixture/)")
@@ -50,10 +62,6 @@ def run(args) -> int:
 
 
 def run_build(args) -> int:
-    from spacevllm.data.mixture import build_mixture, format_report, load_mixture_config, rebase_media
-    from spacevllm.io_utils import check_output, write_json_atomic
-    from spacevllm.records import write_records
-
     config = load_mixture_config(args.config, args.root)
     if args.seed is not None:
         config.seed = args.seed
@@ -72,12 +80,6 @@ def run_build(args) -> int:
 
 
 def run_convert(args) -> int:
-    from pathlib import Path
-
-    from spacevllm.data.mixture import FORMATS, Source, read_source, rebase_media
-    from spacevllm.io_utils import check_output
-    from spacevllm.records import write_records
-
     check_output(args.out, "file")
     options = dict(_option(o) for o in args.option)
     for key in FORMATS[args.format][1]:
@@ -92,8 +94,6 @@ def run_convert(args) -> int:
 
 def _option(text: str) -> tuple[str, object]:
     """``"fps=29.4"`` -> ``("fps", 29.4)`` (the value parsed as YAML: numbers, booleans, strings)."""
-    import yaml
-
     key, sep, value = text.partition("=")
     if not sep or not key.strip():
         raise SpaceVLLMError(f"--option must be KEY=VALUE, got {text!r}")

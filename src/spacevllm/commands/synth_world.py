@@ -1,7 +1,7 @@
 """``spacevllm synth-world --out DIR --n N --seed S [--frames 16] [--fps 5] [--size 64] [--tasks stvg,vtg,rec,qa]``.
 
 Writes DIR/records.jsonl (Uni-STG), DIR/videos/*.mp4, DIR/images/*.png and DIR/scenes.jsonl, then prints the
-split's baselines (``spacevllm.world.world_stats``). Re-running with the same arguments skips media already
+split's baselines (``spacevllm.data.world.world_stats``). Re-running with the same arguments skips media already
 written; a larger ``--n`` extends the split.
 """
 
@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import json
 import time
+
+from spacevllm.data.world import generate_world, world_stats
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -25,8 +27,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from spacevllm.world import generate_world, world_stats
-
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
     t0 = time.perf_counter()
     path = generate_world(

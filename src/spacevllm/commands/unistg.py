@@ -12,7 +12,14 @@ import argparse
 import json
 import sys
 
-from spacevllm.errors import SpaceVLLMError
+from spacevllm.data.records import write_records
+from spacevllm.data.unistg import BoxFilter, Refiner, read_samples, refine_and_filter
+from spacevllm.data.unistg import sample as paper
+from spacevllm.data.unistg.analyzer import build_analyzer
+from spacevllm.data.unistg.config import load_config
+from spacevllm.data.unistg.pipeline import run_pipeline
+from spacevllm.errors import InputFileError, SpaceVLLMError
+from spacevllm.io_utils import check_output, write_json_atomic
 
 DETS_EPILOG = """\
 DETS.jsonl, one object per line:
@@ -45,8 +52,6 @@ def run(args) -> int:
 
 
 def _add_paper_thresholds(p: argparse.ArgumentParser) -> None:
-    from spacevllm.data.unistg import sample as paper
-
     g = p.add_argument_group("thresholds (paper section 3.2.1 defaults)")
     g.add_argument("--min-duration", type=float, default=paper.MIN_DURATION, help="seconds (default %(default)s)")
     g.add_argument("--max-duration", type=float, default=paper.MAX_DURATION, help="seconds (default %(default)s)")
@@ -64,8 +69,6 @@ def _add_filter(p: argparse.ArgumentParser) -> None:
 
 
 def _stages_from_args(args):
-    from spacevllm.data.unistg import BoxFilter, Refiner
-
     try:
         refiner = Refiner(args.min_duration, args.max_duration, args.score_threshold)
         box_filter = BoxFilter(args.max_boxes, args.min_area_ratio, args.max_area_ratio, args.score_threshold)
@@ -75,10 +78,6 @@ def _stages_from_args(args):
 
 
 def run_filter(args) -> int:
-    from spacevllm.data.unistg import read_samples, refine_and_filter
-    from spacevllm.io_utils import check_output, write_json_atomic
-    from spacevllm.records import write_records
-
     refiner, box_filter = _stages_from_args(args)
     check_output(args.out, "file")
     if args.report:
@@ -95,8 +94,6 @@ def run_filter(args) -> int:
 
 
 def _check_unique(ids: list[str], path) -> None:
-    from spacevllm.errors import InputFileError
-
     seen = set()
     for i in ids:
         if i in seen:
@@ -118,9 +115,6 @@ def _add_run(p: argparse.ArgumentParser) -> None:
 
 
 def run_pipeline_command(args) -> int:
-    from spacevllm.data.unistg.config import load_config
-    from spacevllm.data.unistg.pipeline import run_pipeline
-
     overrides = {k: getattr(args, k) for k in ("input", "out", "workers", "limit") if getattr(args, k) is not None}
     config = load_config(args.config, **overrides)
     result = run_pipeline(config, progress=not args.no_progress)
@@ -145,8 +139,6 @@ def _add_analyze(p: argparse.ArgumentParser) -> None:
 
 
 def run_analyze(args) -> int:
-    from spacevllm.data.unistg.analyzer import build_analyzer
-
     analyzer = build_analyzer({"backend": args.backend, "model": args.model, "max_objects": args.max_objects})
     captions = args.captions or [line.strip() for line in sys.stdin if line.strip()]
     for caption in captions:

@@ -9,7 +9,7 @@ One :class:`UniSTGDataset` item is a dict
 - ``duration``  seconds
 - ``query``, ``answer``  text (``answer`` of a grounding record defaults to the canonical time range text of its GT
   range snapped to the sampled frames' seconds, section 3.1.2)
-- ``prompt``    the record's instruction template (``meta["prompt"]``, see :mod:`spacevllm.data.prompts`) or None
+- ``prompt``    the record's instruction template (``meta["prompt"]``, see :mod:`spacevllm.prompts`) or None
 - ``target_boxes`` (N_q, 4) float32 normalized cxcywh: one per sampled frame (N_q = N) or one for an image
 - ``box_mask``  (N_q,) bool: the sampled frame lies in the closed GT interval ``[start, end]`` seconds *and*
   the record has a box at that source frame (an image: True when it has a box)
@@ -28,10 +28,11 @@ from pathlib import Path
 
 import numpy as np
 
-from spacevllm.box_ops import pixel_xyxy_to_norm_cxcywh
-from spacevllm.data.prompts import QUERY
+from spacevllm.box_ops import box_cxcywh_to_xyxy, pixel_xyxy_to_norm_cxcywh
+from spacevllm.data.records import Record, read_records, resolve_media
 from spacevllm.errors import InputFileError, SpaceVLLMError
-from spacevllm.records import Record, read_records, resolve_media
+from spacevllm.prompts import QUERY
+from spacevllm.text_coords import format_answer, format_box
 from spacevllm.time_ops import format_time_range, snap_time_range
 from spacevllm.video import read_image, sample_frames
 
@@ -44,7 +45,7 @@ class UniSTGDataset:
 
     ``num_frames``: N_v frames sampled per video; ``frame_size``: optional (H, W) or int resize at decode time;
     ``text_coords``: the Table 7 text-coordinate baseline, whose STVG answer also spells the boxes
-    (``spacevllm.modeling.text_coords.format_answer``). ``cache_frames``: keep every decoded video in memory
+    (``spacevllm.text_coords.format_answer``). ``cache_frames``: keep every decoded video in memory
     (small synthetic worlds: decoding costs as much as a CPU training step; use with ``num_workers: 0``).
     """
 
@@ -98,9 +99,6 @@ class UniSTGDataset:
         mask = np.array([box is not None])
         answer = record.answer
         if self.text_coords and record.task == "rec" and box is not None and answer is None:
-            from spacevllm.box_ops import box_cxcywh_to_xyxy
-            from spacevllm.modeling.text_coords import format_box
-
             answer = format_box(box_cxcywh_to_xyxy(boxes[0]))  # the baseline answers the box as text
         return _item(record, None, image, np.zeros(1), 0.0, answer, boxes, mask)
 
@@ -112,9 +110,6 @@ class UniSTGDataset:
             return record.answer
         start, end = snap_time_range(record.start, record.end, times)
         if self.text_coords and record.task == "stvg":
-            from spacevllm.box_ops import box_cxcywh_to_xyxy
-            from spacevllm.modeling.text_coords import format_answer
-
             sel = np.flatnonzero(mask)
             return format_answer(start, end, times[sel], box_cxcywh_to_xyxy(boxes[sel]))
         if record.answer and record.answer != format_time_range(record.start, record.end):

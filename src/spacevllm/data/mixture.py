@@ -39,10 +39,14 @@ from pathlib import Path
 
 import numpy as np
 
-from spacevllm.data.prompts import choose_phrasing, phrasings
+from spacevllm.data.readers.charades import load_durations, read_charades_sta
+from spacevllm.data.readers.didemo import read_didemo
+from spacevllm.data.readers.refcoco import read_rec_jsonl, read_refcoco
+from spacevllm.data.readers.tacos import read_tacos
+from spacevllm.data.records import TASKS, Record, read_records, resolve_media
 from spacevllm.errors import InputFileError, SpaceVLLMError
 from spacevllm.io_utils import read_yaml
-from spacevllm.records import TASKS, Record, read_records, resolve_media
+from spacevllm.prompts import choose_phrasing, phrasings
 from spacevllm.time_ops import format_time_range
 
 FORMATS = {  # format -> (task, path-valued options)
@@ -166,30 +170,18 @@ def _read(source: Source) -> list[Record]:
     o, path = dict(source.options), source.path
     try:
         if source.format in ("charades-sta", "didemo"):
-            from spacevllm.datasets.charades import load_durations
-
             if o.get("durations") is not None:
                 o["durations"] = load_durations(o["durations"])
             if source.format == "didemo":
-                from spacevllm.datasets.didemo import read_didemo
-
                 return read_didemo(path, **o)
-            from spacevllm.datasets.charades import read_charades_sta
-
             return read_charades_sta(path, **o)
         if source.format == "tacos":
-            from spacevllm.datasets.tacos import read_tacos
-
             return read_tacos(path, **o)
         if source.format == "refcoco":
-            from spacevllm.datasets.refcoco import read_refcoco
-
             if o.get("instances") is None:
                 raise SpaceVLLMError(f"source {source.name}: format refcoco needs options.instances")
             return read_refcoco(path, **o)
         if source.format == "rec-jsonl":
-            from spacevllm.datasets.refcoco import read_rec_jsonl
-
             return [r for _, r in read_rec_jsonl(path, **o)]
         return _read_records(path, o, source.name)
     except TypeError as e:  # an unknown option of the reader

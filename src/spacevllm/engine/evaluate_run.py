@@ -14,7 +14,8 @@ Each process ``r`` of ``W`` takes the records ``i`` with ``i % W == r`` that are
 of processes, or after ``kill -9``) skips every id already in ``PRED.jsonl`` or in a partial file.
 ``PRED.jsonl.meta.json`` remembers the checkpoint and annotations; a rerun with different ones is refused.
 
-Scoring: see :func:`score` (STVG over the model's sampled frames, the synthetic world's protocol).
+Scoring: see :func:`score` (STVG under the ``"sampled"`` protocol of :mod:`spacevllm.metrics.stvg`: the frames the
+model saw).
 """
 
 from __future__ import annotations
@@ -25,10 +26,18 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
+import torch
+from accelerate import PartialState
+from tqdm.auto import tqdm
 
+from spacevllm.data.records import Record, read_records, resolve_media
 from spacevllm.errors import SpaceVLLMError
 from spacevllm.io_utils import write_json_atomic, write_jsonl_atomic
-from spacevllm.records import Record, read_records, resolve_media
+from spacevllm.metrics.rec import rec_accuracy
+from spacevllm.metrics.stvg import SentenceScores, sampled_protocol_scores, summarize
+from spacevllm.metrics.vtg import vtg_metrics
+from spacevllm.modeling.inference import ground_batch, ground_image, load_model
+from spacevllm.video import probe_video, read_image, uniform_frame_indices
 
 SCORED_TASKS = ("stvg", "vtg", "rec")
 
@@ -38,8 +47,6 @@ def evaluate_run(
 ) -> dict:
     """Predict every STVG/VTG/REC record of ``annotations`` not yet in ``out`` and score all; returns the scores.
     ``time_source``: see :func:`spacevllm.modeling.inference.load_model` (default: the checkpoint's own)."""
-    from accelerate import PartialState
-
     state = PartialState()
     annotations, out, checkpoint = Path(annotations), Path(out), Path(checkpoint)
     records = [r for r in read_records(annotations) if r.task in SCORED_TASKS]
@@ -51,20 +58,13 @@ def evaluate_run(
     done = set(read_predictions(out, partials=True))
     todo = [r for i, r in enumerate(records) if i % state.num_processes == state.process_index and r.id not in done]
     if todo:
-        model, processor = load_model(checkpoint, time_source)
+        model, processor = load_model(checkpoint, time_source=time_source)
         _predict_all(model, processor, todo, annotations, partial_path(out, state.process_index), batch_size, progress)
     state.wait_for_everyone()
     if state.is_main_process:
         _merge(out, records)
     state.wait_for_everyone()
     return score(records, read_predictions(out), annotations)
-
-
-def load_model(checkpoint: Path, time_source: str | None = None):
-    """(model in eval mode, processor): :func:`spacevllm.modeling.inference.load_model` (one-line errors)."""
-    from spacevllm.modeling.inference import load_model as _load
-
-    return _load(checkpoint, time_source=time_source)
 
 
 def partial_path(out: Path, rank: int) -> Path:
@@ -134,9 +134,6 @@ def _batches(records: list[Record], batch_size: int) -> Iterable[list[Record]]:
 
 
 def _predict_all(model, processor, records, annotations, partial: Path, batch_size: int, progress: bool) -> None:
-    import torch
-    from tqdm.auto import tqdm
-
     bar = tqdm(total=len(records), disable=not progress, desc="evaluate", dynamic_ncols=True)
     with open(partial, "a", encoding="utf-8") as f, torch.no_grad():
         if _ends_torn(partial):
@@ -152,9 +149,6 @@ def _predict_all(model, processor, records, annotations, partial: Path, batch_si
 
 def predict_batch(model, processor, batch: list[Record], annotations: Path) -> list[dict]:
     """Prediction rows for a single-task batch of records (see the module docstring)."""
-    from spacevllm.modeling.inference import ground_batch, ground_image
-    from spacevllm.video import read_image
-
     if batch[0].task == "rec":
         rows = []
         for r in batch:
@@ -168,8 +162,6 @@ def predict_batch(model, processor, batch: list[Record], annotations: Path) -> l
 
 
 def _tube_row(record: Record, tube, video: str, num_frames: int) -> dict:
-    from spacevllm.video import probe_video, uniform_frame_indices
-
     info = probe_video(video)
     sampled = uniform_frame_indices(info.num_frames, num_frames).tolist() if info.num_frames else []
     return {"id": record.id, "task": record.task, **tube.to_json(), "sampled_frames": sampled, "fps": info.fps}
@@ -193,8 +185,6 @@ def score(records: list[Record], preds: dict[str, dict], annotations: Path) -> d
 
 def score_vtg(records: list[Record], preds: dict[str, dict]) -> dict:
     """R1@0.3/0.5/0.7 and mIoU of the predicted time ranges (``spacevllm.metrics.vtg``)."""
-    from spacevllm.metrics.vtg import vtg_metrics
-
     pred = [_range(preds.get(r.id)) for r in records]
     return vtg_metrics(pred, [(r.start, r.end) for r in records])
 
@@ -207,47 +197,28 @@ def _range(row):
 
 def score_rec(records: list[Record], preds: dict[str, dict]) -> dict:
     """Acc@0.5 (``spacevllm.metrics.rec``); a missing prediction is a zero-area box (a miss)."""
-    from spacevllm.metrics.rec import rec_accuracy
-
     pred = np.array([preds.get(r.id, {}).get("box", [0.0, 0.0, 0.0, 0.0]) for r in records], np.float64)
     gt = np.array([r.frame_boxes()[0] for r in records], np.float64)
     return rec_accuracy(pred, gt)
 
 
 def score_stvg(records: list[Record], preds: dict[str, dict]) -> dict:
-    """m_tIoU, m_vIoU, vIoU@0.3, vIoU@0.5 over the model's sampled frames (the synthetic world's protocol).
-
-    The frames that count are the N_v frames the model saw (``sampled_frames``): the GT set ``G`` holds those
-    whose time lies in the closed GT interval ``[start, end]`` seconds and that have a GT box, the predicted set
-    ``P`` the frames of the tube. tIoU = |P ∩ G| / |P ∪ G|; vIoU = sum over P ∩ G of box IoU / |P ∪ G|
-    (``spacevllm.metrics.stvg.tube_scores``); vIoU@R = share of samples with vIoU > R (strict, as TubeDETR). A
-    record without a prediction scores 0. Real benchmarks use ``spacevllm evaluate stvg`` (TubeDETR protocol).
-    """
+    """m_tIoU, m_vIoU, vIoU@0.3, vIoU@0.5 and n under the ``"sampled"`` STVG protocol (the frames the model saw;
+    :mod:`spacevllm.metrics.stvg`), vIoU@R strict as TubeDETR. A record without a prediction scores 0. Real
+    benchmarks use ``spacevllm evaluate stvg`` (TubeDETR protocol)."""
     t, v = np.array([stvg_sample(r, preds.get(r.id)) for r in records], np.float64).reshape(-1, 2).T
-    return {
-        "m_tIoU": float(t.mean()),
-        "m_vIoU": float(v.mean()),
-        "vIoU@0.3": float((v > 0.3).mean()),
-        "vIoU@0.5": float((v > 0.5).mean()),
-        "n": len(records),
-    }
+    scores = summarize(SentenceScores(t, v, np.zeros_like(v)))
+    del scores["gt_vIoU"]  # not reported: the tube covers only the predicted range
+    return scores
 
 
 def stvg_sample(record: Record, row: dict | None) -> tuple[float, float]:
     """(tIoU, vIoU) of one STVG prediction row over its sampled frames; (0, 0) without a prediction."""
-    from spacevllm.box_ops import elementwise_box_iou
-    from spacevllm.metrics.stvg import tube_scores
-
     if not row or not row.get("sampled_frames"):
         return 0.0, 0.0
     fps = float(row.get("fps") or record.fps)
-    gt_boxes = record.frame_boxes()
-    gt = [f for f in row["sampled_frames"] if record.start - 1e-6 <= f / fps <= record.end + 1e-6 and f in gt_boxes]
     pred = {int(b["frame"]): b["box"] for b in row.get("boxes") or []}
-    ious = np.zeros(len(gt))
-    hit = [i for i, f in enumerate(gt) if f in pred]
-    if hit:
-        a = np.array([pred[gt[i]] for i in hit], np.float64)
-        ious[hit] = elementwise_box_iou(a, np.array([gt_boxes[gt[i]] for i in hit], np.float64))
-    tiou, viou, _ = tube_scores(gt, sorted(pred), ious)
+    tiou, viou, _ = sampled_protocol_scores(
+        record.start, record.end, fps, row["sampled_frames"], record.frame_boxes(), pred
+    )
     return tiou, viou

@@ -141,7 +141,7 @@ def build_data(cfg: TrainConfig) -> None:
         raise SpaceVLLMError("config: data.train lists no records file")
     first = Path(cfg.data.train[0])
     if cfg.data.world is not None and not first.exists():
-        from spacevllm.world import generate_world
+        from spacevllm.data.world import generate_world
 
         generate_world(first.parent, **cfg.data.world)
     for p in cfg.data.train:
@@ -173,8 +173,8 @@ def build_model(cfg: TrainConfig, init_dir: Path | None = None):
 
 
 def _build_tiny(cfg: TrainConfig) -> Path:
+    from spacevllm.data.records import read_records
     from spacevllm.modeling.tiny import build_tiny_checkpoint
-    from spacevllm.records import read_records
 
     out = Path(cfg.out_dir) / "init"
     if (out / "config.json").is_file():

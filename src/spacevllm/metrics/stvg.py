@@ -3,11 +3,11 @@
 Definitions (per sentence; means over sentences)
 -----------------------------------------------
 * ``tIoU``  = |pred ∩ gt| / |pred ∪ gt| of the two frame intervals, on the raw frame numbers
-  (``sted = [start, end)``: ``inter = min(ends) - max(starts)``, 0 when not positive).
+  (``sted = [start, end)``: :func:`spacevllm.metrics.vtg.temporal_iou` with ``half_open=True``).
 * ``vIoU``  = sum of box IoU over the scored frames in both intervals / number of scored frames in
   their union. Frames predicted outside GT count in the union with IoU 0.
 * ``gt_vIoU`` = mean box IoU over the scored GT frames (the vIoU the model would get with the GT interval).
-* ``vIoU@R`` = share of sentences with vIoU **>** R (strict, both protocols).
+* ``vIoU@R`` = share of sentences with vIoU **>** R (strict, every protocol).
 Box IoU is pixel ``xyxy`` without TubeDETR's absent "+1" (:func:`spacevllm.box_ops.elementwise_box_iou`).
 
 Protocols -- the one place that documents how they differ (summary: docs/evaluation.md)
@@ -36,8 +36,17 @@ Protocols -- the one place that documents how they differ (summary: docs/evaluat
   ``e`` is VidOR's, or the previous frame's when VidOR has none; sentences with a hole in the track, or whose
   GT lies outside ``used_segment``, are dropped (as CG-STVG does), so ``n`` can be smaller.
 
+``"sampled"`` (Uni-STG records scored by ``spacevllm evaluate run``, e.g. the synthetic world;
+:func:`sampled_protocol_scores`):
+
+* scored frames: the N_v source frames the model saw (its uniform sampling), nothing else;
+* GT set G: the scored frames whose time ``frame / fps`` lies in the record's closed ``[start, end]`` seconds
+  and that have a GT box; predicted set P: the frames of the predicted tube; tIoU, vIoU and gt_vIoU as
+  :func:`tube_scores` on those sets.
+
 (The HC-STVG challenge script, inclusive ends and ``|pred ∩ gt| / |pred ∪ gt|`` in frames, is
-:func:`tube_scores` on frame sets.)
+:func:`tube_scores` on frame sets; so is the every-frame scoring of the world's reference predictors,
+:func:`spacevllm.data.world.world_stats`.)
 
 Missing boxes: a frame that is in both intervals and has a GT box needs a predicted box; without one
 :func:`score_targets` raises :class:`SpaceVLLMError` naming the video and the frame, unless
@@ -46,12 +55,12 @@ Missing boxes: a frame that is in both intervals and has a GT box needs a predic
 prediction is an error, or all zeros with ``allow_missing``; it stays in ``n``.
 
 Prediction format: ``{key: {"sted": [start, end_exclusive], "boxes": {"<frame>": [x1, y1, x2, y2]}}}``,
-frames in the protocol's numbering (above), boxes in pixels.
+frames in the protocol's numbering (above), boxes in pixels; read by
+:func:`spacevllm.metrics.predictions.load_predictions`.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,7 +68,8 @@ from pathlib import Path
 import numpy as np
 
 from spacevllm.box_ops import elementwise_box_iou
-from spacevllm.errors import InputFileError, SpaceVLLMError
+from spacevllm.errors import SpaceVLLMError
+from spacevllm.metrics.vtg import temporal_iou
 
 PROTOCOLS = ("tubedetr", "cgstvg")
 TUBEDETR_FPS = 5  # frames per second scored by TubeDETR
@@ -128,7 +138,7 @@ def tubedetr_frames(
 
 
 def build_targets(records: Iterable, protocol: str = "tubedetr") -> list[STVGTarget]:
-    """Records from :mod:`spacevllm.datasets.hcstvg` / :mod:`~spacevllm.datasets.vidstg` -> targets.
+    """Records from :mod:`spacevllm.data.readers.hcstvg` / :mod:`~spacevllm.data.readers.vidstg` -> targets.
 
     The prediction key is the record id. Under ``"cgstvg"`` VidSTG sentences CG-STVG drops are left out.
     """
@@ -195,102 +205,7 @@ def _vidstg_cgstvg_target(r) -> STVGTarget | None:
     return STVGTarget(r.id, m["vid"], (tb, e), None, np.asarray(gt, np.int64), _box_array(boxes, gt), m["qtype"])
 
 
-# --- predictions ---------------------------------------------------------------------------------------------
-
-
-def parse_predictions(obj, path: str | Path = "<predictions>") -> dict[str, TubePrediction]:
-    """Validate a predictions object (module docstring) -> ``{key: TubePrediction}``.
-
-    Raises :class:`InputFileError` naming ``path``, the key and the field on any malformed entry.
-    """
-    if not isinstance(obj, dict):
-        raise InputFileError(path, 'expected a JSON object {key: {"sted": [s, e], "boxes": {...}}}')
-    return {str(k): _parse_one(v, path, str(k)) for k, v in obj.items()}
-
-
-def _parse_one(v, path, key: str) -> TubePrediction:
-    if not isinstance(v, dict):
-        raise InputFileError(path, "must be an object with 'sted' and 'boxes'", record=key)
-    for name in ("sted", "boxes"):
-        if name not in v:
-            raise InputFileError(path, "missing required field", record=key, field=name)
-    sted = v["sted"]
-    if not (isinstance(sted, list) and len(sted) == 2 and all(_is_int(x) for x in sted)) or sted[1] < sted[0]:
-        raise InputFileError(
-            path,
-            f"must be [start_frame, end_frame_exclusive] integers, start <= end; got {sted!r}",
-            record=key,
-            field="sted",
-        )
-    frames, boxes = _parse_boxes(v["boxes"], path, key)
-    return TubePrediction((int(sted[0]), int(sted[1])), frames, boxes)
-
-
-def _is_int(x) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and x == int(x)
-
-
-def _parse_boxes(boxes, path, key: str) -> tuple[np.ndarray, np.ndarray]:
-    """``{"<frame>": [x1, y1, x2, y2]}`` -> (frames int64 (K,) sorted, boxes float64 (K, 4)); every box checked."""
-    if not isinstance(boxes, dict):
-        raise InputFileError(path, 'must be an object {"<frame>": [x1, y1, x2, y2]}', record=key, field="boxes")
-    try:
-        ok = all(map(str.isdigit, boxes)) and all(map(str.isascii, boxes))
-    except TypeError:
-        ok = False
-    if not ok:
-        k = next(k for k in boxes if not (isinstance(k, str) and k.isascii() and k.isdigit()))
-        raise InputFileError(path, "frame key must be a non-negative integer", record=key, field=f"boxes[{k!r}]")
-    arr = _box_values(list(boxes.values()))
-    if arr is None:
-        k = next(k for k, b in boxes.items() if not _is_box(b))
-        raise InputFileError(
-            path, f"must be 4 finite numbers [x1, y1, x2, y2], got {boxes[k]!r}", record=key, field=f"boxes[{k!r}]"
-        )
-    frames = np.fromiter(map(int, boxes), np.int64, len(boxes))
-    if len(frames) > 1 and not (frames[1:] > frames[:-1]).all():
-        order = np.argsort(frames, kind="stable")
-        frames, arr = frames[order], arr[order]
-    return frames, arr
-
-
-def _box_values(values: list) -> np.ndarray | None:
-    """(K, 4) float64 of K numeric boxes, or None when any is not 4 finite numbers (fast path, numpy)."""
-    try:
-        arr = np.array(values)
-    except (TypeError, ValueError):
-        return None
-    if not values:
-        return np.zeros((0, 4))
-    if arr.ndim != 2 or arr.shape[1] != 4 or arr.dtype.kind not in "iuf" or not np.isfinite(arr).all():
-        return None
-    return arr.astype(np.float64, copy=False)
-
-
-def _is_box(b) -> bool:
-    return (
-        isinstance(b, list)
-        and len(b) == 4
-        and all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in b)
-    )
-
-
-def load_predictions(path: str | Path) -> dict[str, TubePrediction]:
-    """Read and validate a predictions JSON file (module docstring)."""
-    from spacevllm.datasets.hcstvg import load_json
-
-    return parse_predictions(load_json(path), path)
-
-
 # --- scoring -------------------------------------------------------------------------------------------------
-
-
-def temporal_iou(gt_sted, pred_sted) -> np.ndarray:
-    """tIoU of (N, 2) GT and (N, 2) predicted ``[start, end)`` frame intervals -> (N,) in [0, 1]."""
-    g, p = np.asarray(gt_sted, np.float64).reshape(-1, 2), np.asarray(pred_sted, np.float64).reshape(-1, 2)
-    inter = np.minimum(g[:, 1], p[:, 1]) - np.maximum(g[:, 0], p[:, 0])
-    union = (g[:, 1] - g[:, 0]) + (p[:, 1] - p[:, 0]) - inter
-    return np.divide(inter, union, out=np.zeros_like(inter), where=(inter > 0) & (union > 0))
 
 
 @dataclass(frozen=True)
@@ -330,7 +245,7 @@ def score_targets(
     union = _union_counts([targets[i] for i in idx], lo, hi)
     iou, owner, in_inter = _gt_frame_ious([targets[i] for i in idx], preds, inter_lo, inter_hi, allow_missing, source)
     out = [np.zeros(n) for _ in range(3)]
-    out[0][idx] = temporal_iou(gt, ps)
+    out[0][idx] = temporal_iou(gt, ps, half_open=True)
     out[1][idx] = np.bincount(owner, iou * in_inter, len(idx)) / np.maximum(union, 1)
     out[2][idx] = np.bincount(owner, iou, len(idx)) / np.maximum(np.bincount(owner, minlength=len(idx)), 1)
     return SentenceScores(*out)
@@ -457,3 +372,26 @@ def batch_tube_scores(gt_frames, gt_owner, pred_frames, pred_owner, ious, n: int
     viou = np.divide(np.bincount(g_owner, ious * in_p, n), union, out=np.zeros(n), where=union > 0)
     gt_viou = np.divide(np.bincount(g_owner, ious, n), n_g, out=np.zeros(n), where=n_g > 0)
     return SentenceScores(tiou, viou, gt_viou)
+
+
+def sampled_protocol_scores(
+    start: float,
+    end: float,
+    fps: float,
+    sampled_frames: Sequence[int],
+    gt_boxes: Mapping[int, Sequence[float]],
+    pred_boxes: Mapping[int, Sequence[float]],
+) -> tuple[float, float, float]:
+    """(tIoU, vIoU, gt_vIoU) of one predicted tube under the ``"sampled"`` protocol (module docstring).
+
+    ``start``/``end``: the GT range, closed seconds; ``sampled_frames``: ascending source frame indices the
+    model saw, at ``fps``; ``gt_boxes`` / ``pred_boxes``: source frame -> pixel xyxy. A GT frame's time may lie
+    1e-6 s outside ``[start, end]`` (float round-off) and still count.
+    """
+    gt = [f for f in sampled_frames if start - 1e-6 <= f / fps <= end + 1e-6 and f in gt_boxes]
+    ious = np.zeros(len(gt))
+    hit = [i for i, f in enumerate(gt) if f in pred_boxes]
+    if hit:
+        pred = np.array([pred_boxes[gt[i]] for i in hit], np.float64)
+        ious[hit] = elementwise_box_iou(pred, np.array([gt_boxes[gt[i]] for i in hit], np.float64))
+    return tube_scores(gt, sorted(pred_boxes), ious)

@@ -18,19 +18,24 @@ KEYS = tuple(f"R1@{m}" for m in THRESHOLDS) + ("mIoU", "n")
 IOU_TOLERANCE = 1e-9  # IoU within this of a threshold counts as reaching it
 
 
-def temporal_iou(a, b):
-    """IoU of closed intervals ``[start, end]`` seconds: (..., 2) x (..., 2) -> (...), in [0, 1].
+def temporal_iou(a, b, half_open: bool = False):
+    """IoU of time intervals, (..., 2) x (..., 2) -> (...), in [0, 1]: the package's one temporal IoU.
 
-    ``intersection = max(0, min(ends) - max(starts))`` over ``union = max(ends) - min(starts)``. A reversed
-    pair is swapped. Two identical zero-length intervals (points) have IoU 1; any other pair with an empty
-    union has IoU 0. NaN in either interval gives IoU 0. Scalars in (a single pair each) give a float.
+    ``intersection = max(0, min(ends) - max(starts))`` over ``union = max(ends) - min(starts)`` (which equals
+    ``|a| + |b| - intersection`` whenever the two overlap; disjoint pairs have IoU 0 either way). A reversed pair
+    is swapped; NaN in either interval gives IoU 0. Scalars in (a single pair each) give a float.
+
+    Closed intervals ``[start, end]`` (default; seconds in VTG): two identical zero-length intervals are the same
+    point and have IoU 1. ``half_open=True``: ``[start, end)`` (frames in STVG: ``[s, e)`` holds ``e - s``
+    frames; a closed frame range ``[a, b]`` is ``[a, b + 1)``): a zero-length interval is empty, IoU 0.
     """
     a = np.sort(np.asarray(a, dtype=np.float64), axis=-1)
     b = np.sort(np.asarray(b, dtype=np.float64), axis=-1)
     inter = np.maximum(np.minimum(a[..., 1], b[..., 1]) - np.maximum(a[..., 0], b[..., 0]), 0.0)
     union = np.maximum(a[..., 1], b[..., 1]) - np.minimum(a[..., 0], b[..., 0])
     iou = np.divide(inter, union, out=np.zeros_like(union), where=union > 0)
-    iou = np.where((union == 0) & np.all(a == b, axis=-1), 1.0, iou)
+    if not half_open:
+        iou = np.where((union == 0) & np.all(a == b, axis=-1), 1.0, iou)
     return float(iou) if iou.ndim == 0 else iou
 
 

@@ -18,7 +18,7 @@ is generated: the range is the pointer's most likely (first, last) sampled frame
 answer text is written from those frames' times with :func:`~spacevllm.time_ops.format_time_range`.
 
 Text-coordinate mode (``config.query_mode == "none"``, Table 7 row 1): no queries and no decoder; the boxes
-are parsed from the generated text (:mod:`spacevllm.modeling.text_coords`).
+are parsed from the generated text (:mod:`spacevllm.text_coords`).
 """
 
 from __future__ import annotations
@@ -33,9 +33,9 @@ import numpy as np
 import torch
 from transformers import LogitsProcessor, LogitsProcessorList
 
+from spacevllm import text_coords
 from spacevllm.box_ops import denormalize_xyxy, norm_cxcywh_to_pixel_xyxy
 from spacevllm.errors import SpaceVLLMError
-from spacevllm.modeling import text_coords
 from spacevllm.modeling.processing import PROCESSOR_FILE
 from spacevllm.modeling.temporal_pointer import best_span
 from spacevllm.time_ops import ANSWER_TIME_STEP, format_time_range, parse_time_range, time_range_to_frame_range

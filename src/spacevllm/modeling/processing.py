@@ -34,8 +34,8 @@ import torch
 from PIL import Image
 from transformers import AutoTokenizer, BatchFeature
 
-from spacevllm.data.prompts import PHRASINGS, render
 from spacevllm.modeling.configuration import frame_placeholders, query_token
+from spacevllm.prompts import PHRASINGS, render
 from spacevllm.video import time_instruction
 
 PROCESSOR_FILE = "spacevllm_processor.json"
@@ -134,7 +134,7 @@ class SpaceVLLMProcessor:
         return v * frames + end + "".join(qs)
 
     def task_prompt(self, task: str, query: str, template: str | None = None) -> tuple[str, tuple[int, int]]:
-        """The instruction of ``task`` around ``query`` (``template``: one of :data:`spacevllm.data.prompts.PHRASINGS`,
+        """The instruction of ``task`` around ``query`` (``template``: one of :data:`spacevllm.prompts.PHRASINGS`,
         default phrasing 0) and the query's character span in it."""
         return render(template or TASK_PROMPTS[task], query)
 

@@ -9,10 +9,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import LlavaOnevisionConfig, LlavaOnevisionForConditionalGeneration, PreTrainedTokenizerFast
 
 from spacevllm.modeling.configuration import SpaceVLLMConfig, query_token
+from spacevllm.modeling.modeling_spacevllm import SpaceVLLMForConditionalGeneration
+from spacevllm.modeling.processing import SpaceVLLMProcessor
 
 CHAT_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<video>", "<image>"]
 CHAT_TEMPLATE = (
@@ -114,11 +117,6 @@ def build_tiny_checkpoint(
     ``spacevllm convert``). ``overrides`` go to :class:`SpaceVLLMConfig` (query_mode, motion_input, pool_stride,
     ...), except ``text_first``, which goes to the processor. ``vision_layers`` (default ``layers``) sets the SigLIP
     depth apart from the LLM's."""
-    import torch
-
-    from spacevllm.modeling.modeling_spacevllm import SpaceVLLMForConditionalGeneration
-    from spacevllm.modeling.processing import SpaceVLLMProcessor
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     tokenizer = build_tokenizer(vocab_words)

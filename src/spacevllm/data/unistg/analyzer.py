@@ -17,6 +17,8 @@ import ast
 import json
 import re
 
+import torch
+
 from spacevllm.data.unistg import lexicon as lx
 from spacevllm.data.unistg.sample import Drop, Sample
 from spacevllm.errors import SpaceVLLMError
@@ -148,6 +150,8 @@ class LLMAnalyzer:
 
     def __init__(self, model: str, max_new_tokens: int = 64, device: str = "cpu", grounded_only: bool = True,
                  fallback: RuleAnalyzer | None = None):  # fmt: skip
+        # transformers only when this model-backed stage is configured: importing it costs 2.4 s beyond torch
+        # (python -X importtime, 2-core CPU) and the rule analyzer / oracle annotator runs need none of it
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         try:
@@ -160,8 +164,6 @@ class LLMAnalyzer:
 
     def generate(self, caption: str) -> str:
         """The model's raw answer text to :data:`PROMPT` for ``caption``."""
-        import torch
-
         ids = self._prompt_ids(caption).to(self.model.device)
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
         with torch.no_grad():

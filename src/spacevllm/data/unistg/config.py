@@ -22,6 +22,11 @@ import copy
 from pathlib import Path
 
 from spacevllm.data.unistg import sample as paper
+from spacevllm.data.unistg.analyzer import Analyzer, build_analyzer
+from spacevllm.data.unistg.annotator import Annotator, ZeroShotDetector
+from spacevllm.data.unistg.filter import BoxFilter
+from spacevllm.data.unistg.oracle import Noise, OracleAnnotator, load_scenes
+from spacevllm.data.unistg.refiner import Refiner
 from spacevllm.errors import SpaceVLLMError
 from spacevllm.io_utils import read_yaml
 
@@ -80,10 +85,6 @@ def check_config(config: dict, path="<config>") -> dict:
 
 def build_stages(config: dict, input_path: str | Path | None = None) -> list:
     """Analyzer, Annotator, Refiner, Filter from a checked config."""
-    from spacevllm.data.unistg.analyzer import Analyzer, build_analyzer
-    from spacevllm.data.unistg.filter import BoxFilter
-    from spacevllm.data.unistg.refiner import Refiner
-
     thr = float(config["box_threshold"])
     a = config["analyzer"]
     try:
@@ -109,15 +110,11 @@ def build_annotator(a: dict, box_threshold: float, input_path=None):
     backend = a.get("backend", "detector")
     fps = None if a.get("fps") is None else float(a["fps"])
     if backend == "oracle":
-        from spacevllm.data.unistg.oracle import Noise, OracleAnnotator, load_scenes
-
         scenes = a.get("scenes") or (Path(input_path).parent / "scenes.jsonl" if input_path else None)
         if scenes is None:
             raise SpaceVLLMError("annotator backend 'oracle' needs 'scenes' (the world's scenes.jsonl)")
         return OracleAnnotator(load_scenes(scenes), fps, Noise.from_dict(a.get("noise")), int(a.get("seed", 0)))
     if backend == "detector":
-        from spacevllm.data.unistg.annotator import Annotator, ZeroShotDetector
-
         if not a.get("model"):
             raise SpaceVLLMError("annotator backend 'detector' needs 'model': a local Grounding-DINO / OWLv2 directory")
         detector = ZeroShotDetector(a["model"], box_threshold, float(a.get("text_threshold", 0.25)),

@@ -1,4 +1,4 @@
-"""A noisy oracle detector for the synthetic world (``spacevllm.world``): the Annotator stage without a model.
+"""A noisy oracle detector for the synthetic world (``spacevllm.data.world``): the Annotator stage without a model.
 
 It reads the world's exact per-object boxes (``scenes.jsonl`` beside the world's ``records.jsonl``) and
 imitates an open-set detector's failure modes, so the Refiner and the Filter have real work to do and the

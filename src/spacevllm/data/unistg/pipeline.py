@@ -12,20 +12,25 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import multiprocessing as mp
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
+from spacevllm.box_ops import elementwise_box_iou
+from spacevllm.data.records import Record, read_records, resolve_media
+from spacevllm.data.unistg.config import RESULT_KEYS, STAGE_NAMES, build_stages
 from spacevllm.data.unistg.filter import BoxFilter
 from spacevllm.data.unistg.refiner import Refiner
 from spacevllm.data.unistg.report import Report
 from spacevllm.data.unistg.sample import Drop, Sample, Stage, to_record
 from spacevllm.errors import SpaceVLLMError
-from spacevllm.io_utils import write_json_atomic, write_jsonl_atomic
-from spacevllm.records import Record, read_records, resolve_media
+from spacevllm.io_utils import check_output, write_json_atomic, write_jsonl_atomic
+from spacevllm.metrics.stvg import tube_scores
 
 
 @dataclass
@@ -190,9 +195,6 @@ def run_pipeline(config: dict, progress: bool = False) -> RunResult:
 
 def _claim(out: Path, config: dict) -> None:
     """Record the result-changing options in ``out/config.json``; refuse a folder made with other ones."""
-    from spacevllm.data.unistg.config import RESULT_KEYS
-    from spacevllm.io_utils import check_output
-
     check_output(out, "folder")
     wanted = {k: config[k] for k in RESULT_KEYS} | {"input": str(Path(config["input"]).resolve())}
     manifest = out / "config.json"
@@ -212,8 +214,6 @@ def _execute(config: dict, todo: list, out: Path, progress: bool, total: int) ->
         _init_worker(config, out)
         results = map(_process_group, todo)
     else:
-        import multiprocessing as mp
-
         pool = mp.get_context("spawn").Pool(config["workers"], initializer=_init_worker, initargs=(config, out))
         results = pool.imap_unordered(_process_group, todo)
     try:
@@ -227,8 +227,6 @@ def _execute(config: dict, todo: list, out: Path, progress: bool, total: int) ->
 
 
 def _bar(enabled: bool, total: int, initial: int):
-    from tqdm import tqdm
-
     return tqdm(total=total, initial=initial, unit="video", desc="unistg", disable=not enabled)
 
 
@@ -236,8 +234,6 @@ _WORKER: dict = {}
 
 
 def _init_worker(config: dict, out: Path) -> None:
-    from spacevllm.data.unistg.config import build_stages
-
     _WORKER.update(pipeline=Pipeline(build_stages(config, config["input"])), out=out)
 
 
@@ -248,8 +244,6 @@ def _process_group(task: tuple[str, list[Sample]]) -> tuple[str, list[dict]]:
 
 
 def _write_outputs(out: Path, rows: list[dict], order: list[str]) -> Report:
-    from spacevllm.data.unistg.config import STAGE_NAMES
-
     by_id = {r["id"]: r for r in rows}
     rows = [by_id[i] for i in order]
     report = Report(list(STAGE_NAMES))
@@ -274,9 +268,6 @@ def tube_quality(kept: list[dict], truth: dict[str, Record]) -> dict:
     :func:`spacevllm.metrics.stvg.tube_scores` (frame sets at the source fps); ``box_IoU``: mean IoU on frames
     where both have a box. Empty dict when no kept record has a GT tube.
     """
-    from spacevllm.box_ops import elementwise_box_iou
-    from spacevllm.metrics.stvg import tube_scores
-
     scores, box_ious = [], []
     for d in kept:
         gt = truth.get(d["id"])

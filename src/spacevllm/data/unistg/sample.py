@@ -23,8 +23,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
+from spacevllm.data.records import Record, validate_record
 from spacevllm.errors import InputFileError
-from spacevllm.records import Record, validate_record
 from spacevllm.time_ops import format_time_range
 
 # Paper section 3.2.1 hyper-parameters (one place).

@@ -15,6 +15,17 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import torch
+import transformers
+from transformers import (
+    BertConfig,
+    BertTokenizerFast,
+    GroundingDinoConfig,
+    GroundingDinoForObjectDetection,
+    GroundingDinoProcessor,
+    SwinConfig,
+)
+
 DEFAULT_WORDS = (
     "person",
     "man",
@@ -51,16 +62,6 @@ def build_tiny_grounding_dino(
     other word tokenizes to ``[UNK]``. Images are resized to a shorter edge of ``image_size`` px (longer edge at most
     twice that).
     """
-    import torch
-    from transformers import (
-        BertConfig,
-        BertTokenizerFast,
-        GroundingDinoConfig,
-        GroundingDinoForObjectDetection,
-        GroundingDinoProcessor,
-        SwinConfig,
-    )
-
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     vocab = _unique([*BERT_SPECIALS, ".", *(w.lower() for w in words)])
@@ -121,9 +122,6 @@ def build_tiny_owl(
     ``"!"`` (CLIP's padding), never the start token: OWL masks out a text query whose first id is 0.
     OWLv2's image processor needs scipy or torchvision at run time (not to build the checkpoint).
     """
-    import torch
-    import transformers
-
     if version not in ("owlvit", "owlv2"):
         raise ValueError(f"version must be 'owlvit' or 'owlv2', got {version!r}")
     prefix = {"owlvit": "OwlViT", "owlv2": "Owlv2"}[version]
@@ -169,8 +167,6 @@ def build_tiny_owl(
 
 def _image_processor(prefix: str, **kwargs):
     """The PIL image processor when transformers has one (no torchvision needed), else the default class."""
-    import transformers
-
     cls = getattr(transformers, f"{prefix}ImageProcessorPil", None) or getattr(transformers, f"{prefix}ImageProcessor")
     return cls(**kwargs)
 

@@ -1,4 +1,4 @@
-"""DiDeMo (Hendricks et al., ICCV 2017) annotation JSON -> Uni-STG VTG records (:mod:`spacevllm.records`).
+"""DiDeMo (Hendricks et al., ICCV 2017) annotation JSON -> Uni-STG VTG records (:mod:`spacevllm.data.records`).
 
 The official files (``train_data.json`` / ``val_data.json`` / ``test_data.json`` of LisaAnne/LocalizingMoments)
 hold a JSON list of moments::
@@ -38,10 +38,10 @@ from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
 
-from spacevllm.datasets import video_path
-from spacevllm.datasets.hcstvg import load_json
+from spacevllm.data.readers import video_path
+from spacevllm.data.records import Record
 from spacevllm.errors import InputFileError
-from spacevllm.records import Record
+from spacevllm.io_utils import load_json
 
 SOURCE = "didemo"
 SEGMENT = 5.0  # seconds per DiDeMo segment

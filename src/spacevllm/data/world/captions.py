@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from spacevllm.world.scene import Action, Scene, WorldObject
+from spacevllm.data.world.scene import Action, Scene, WorldObject
 
 _MOVE = {
     "left": ("left", "to the left"),

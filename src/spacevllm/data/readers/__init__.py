@@ -1,4 +1,4 @@
-"""Readers of the public benchmarks into Uni-STG records (:mod:`spacevllm.records`)."""
+"""Readers of the public benchmarks into Uni-STG records (:mod:`spacevllm.data.records`)."""
 
 from pathlib import Path
 

@@ -26,9 +26,9 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from spacevllm.datasets.hcstvg import load_json
+from spacevllm.data.records import Record
 from spacevllm.errors import InputFileError, SpaceVLLMError
-from spacevllm.records import Record
+from spacevllm.io_utils import load_json
 
 SENTENCE_KINDS = (("questions", "interrogative"), ("captions", "declarative"))  # TubeDETR's order
 

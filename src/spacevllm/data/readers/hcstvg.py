@@ -1,4 +1,4 @@
-"""HC-STVG v1 / v2 raw annotation JSON -> Uni-STG records (:mod:`spacevllm.records`).
+"""HC-STVG v1 / v2 raw annotation JSON -> Uni-STG records (:mod:`spacevllm.data.records`).
 
 The raw file is one JSON object ``{"<video file name>": {...}}``; each value has
 
@@ -23,31 +23,17 @@ real video if you need its exact rate.
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
 import numpy as np
 
 from spacevllm.box_ops import box_xywh_to_xyxy
+from spacevllm.data.records import Record
 from spacevllm.errors import InputFileError
-from spacevllm.records import Record
+from spacevllm.io_utils import load_json
 
 HCSTVG_DURATION = 20.0  # seconds; TubeDETR: video_fps = img_num / 20
-
-
-def load_json(path: str | Path):
-    """``json.load`` with one-line errors naming the file."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputFileError(path, "no such file")
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except json.JSONDecodeError as e:
-        raise InputFileError(path, f"not valid JSON ({e.msg} at line {e.lineno} column {e.colno})") from None
-    except UnicodeDecodeError as e:
-        raise InputFileError(path, f"not UTF-8 text ({e.reason})") from None
 
 
 def read_hcstvg(path: str | Path, video_dir: str | None = None) -> list[Record]:

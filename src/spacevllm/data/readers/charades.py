@@ -1,4 +1,4 @@
-"""Charades-STA annotation txt -> Uni-STG VTG records (:mod:`spacevllm.records`).
+"""Charades-STA annotation txt -> Uni-STG VTG records (:mod:`spacevllm.data.records`).
 
 The official lists (``charades_sta_train.txt`` / ``charades_sta_test.txt``, as 2D-TAN ships them) hold one
 query per line::
@@ -29,10 +29,10 @@ import math
 from collections.abc import Mapping
 from pathlib import Path
 
-from spacevllm.datasets import video_path
+from spacevllm.data.readers import video_path
+from spacevllm.data.records import Record
+from spacevllm.data.records import read_text_lines as read_lines
 from spacevllm.errors import InputFileError
-from spacevllm.records import Record
-from spacevllm.records import read_text_lines as read_lines
 
 SOURCE = "charades-sta"
 SEPARATOR = "##"

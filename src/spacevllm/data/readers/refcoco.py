@@ -36,7 +36,7 @@ field (aliases)        required  meaning
 =====================  ========  ==========================================================================
 
 Other fields are ignored. A line that has a ``task`` field is read as a Uni-STG record instead
-(:func:`spacevllm.records.validate_record`); it must be ``task = "rec"`` with exactly one box.
+(:func:`spacevllm.data.records.validate_record`); it must be ``task = "rec"`` with exactly one box.
 """
 
 from __future__ import annotations
@@ -49,9 +49,9 @@ from pathlib import Path
 import numpy as np
 
 from spacevllm.box_ops import box_xywh_to_xyxy
+from spacevllm.data.records import Record, iter_json_lines, validate_record
 from spacevllm.errors import InputFileError, SpaceVLLMError
-from spacevllm.records import Record, validate_record
-from spacevllm.records import iter_json_lines as read_json_lines
+from spacevllm.io_utils import load_json
 
 COCO_IMAGE_NAME = "COCO_train2014_{image_id:012d}.jpg"
 REFCOCO_DATASETS = ("refcoco", "refcoco+", "refcocog")
@@ -198,8 +198,6 @@ def _sentence(sent, ref, index: int, j: int, path) -> tuple[int, str]:
 
 def load_instances(path: str | Path) -> tuple[dict[int, list[float]], dict[int, tuple[int, int]]]:
     """COCO instances JSON -> ({annotation id: pixel xyxy}, {image id: (width, height)})."""
-    from spacevllm.datasets.hcstvg import load_json
-
     data = load_json(path)
     if not isinstance(data, dict) or not isinstance(data.get("annotations"), list):
         raise InputFileError(path, "expected a COCO instances object with an 'annotations' list", field="annotations")
@@ -232,7 +230,7 @@ def read_rec_jsonl(path: str | Path, bbox_format: str = "xyxy") -> list[tuple[in
     if bbox_format not in BBOX_FORMATS:
         raise ValueError(f"bbox_format must be one of {BBOX_FORMATS}, got {bbox_format!r}")
     out, seen = [], set()
-    for i, d in read_json_lines(path):
+    for i, d in iter_json_lines(path):
         record = _unistg_rec(d, path, i) if "task" in d else rec_jsonl_record(d, i, path, bbox_format)
         if record.id in seen:
             raise InputFileError(path, "duplicate id", record=record.id, field="id")

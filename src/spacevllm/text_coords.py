@@ -13,8 +13,10 @@ Qwen2-VL / Qwen2.5-VL grounding. The answer format (training target and what :fu
   frame) and shorter (no ``0.`` prefix: 3 digits instead of 4 characters per coordinate).
 
 :func:`parse_answer` is lenient: it reads the range from the text before the first box entry, accepts
-brackets or parentheses, a missing closing bracket, ``s``/``sec``/``seconds`` units, floats and swapped
-corners; entries it cannot read are skipped, so a garbled answer yields whatever is still readable.
+brackets or parentheses, a missing closing bracket, ``s``/``sec``/``seconds`` units, signed, decimal and
+exponent numbers, and swapped corners; entries it cannot read are skipped, so a garbled answer yields whatever is
+still readable. :func:`find_box` is the package's one reader of a box written as text (REC prediction files use
+it too, through :mod:`spacevllm.metrics.predictions`).
 """
 
 from __future__ import annotations
@@ -28,12 +30,13 @@ from spacevllm.time_ops import format_time_range, parse_time_range
 COORD_SCALE = 1000  # a normalized coordinate c is written as round(c * COORD_SCALE)
 ENTRY_SEPARATOR = "; "
 
-_NUM = r"-?\d+(?:\.\d*)?"
-_ENTRY_RE = re.compile(
-    rf"(?<![\w.])(?P<t>\d+(?:\.\d*)?)\s*(?:s|secs?|seconds?)?\s*:?\s*[\[(]\s*"
-    rf"(?P<x1>{_NUM})\s*,\s*(?P<y1>{_NUM})\s*,\s*(?P<x2>{_NUM})\s*,\s*(?P<y2>{_NUM})\s*[\])]?",
-    re.IGNORECASE,
-)
+# One box syntax for every reader of boxes written as text (this module, and REC prediction files through
+# spacevllm.metrics.predictions): "[" or "(", four comma-separated numbers (sign, decimals and exponents allowed),
+# an optional closing "]" or ")".
+_NUM = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
+_BOX = rf"[\[(]\s*(?P<x1>{_NUM})\s*,\s*(?P<y1>{_NUM})\s*,\s*(?P<x2>{_NUM})\s*,\s*(?P<y2>{_NUM})\s*[\])]?"
+_BOX_RE = re.compile(_BOX)
+_ENTRY_RE = re.compile(rf"(?<![\w.])(?P<t>\d+(?:\.\d*)?)\s*(?:s|secs?|seconds?)?\s*:?\s*{_BOX}", re.IGNORECASE)
 
 
 def format_box(box_norm_xyxy) -> str:
@@ -83,13 +86,20 @@ def _entry_box(m: re.Match) -> tuple[float, float, float, float]:
     return _unit_box(*(m[k] for k in ("x1", "y1", "x2", "y2")))
 
 
-def _unit_box(*values: str) -> tuple[float, float, float, float]:
+def _unit_box(*values: str | float) -> tuple[float, float, float, float]:
     """Four written coordinates (units of 1/COORD_SCALE) -> normalized xyxy, clipped to [0, 1], corners ordered."""
     x1, y1, x2, y2 = (min(max(float(v) / COORD_SCALE, 0.0), 1.0) for v in values)
     return min(x1, x2), min(y1, y2), max(x1, x2), max(y1, y2)
 
 
-_BOX_RE = re.compile(rf"[\[(]\s*({_NUM})\s*,\s*({_NUM})\s*,\s*({_NUM})\s*,\s*({_NUM})")
+def find_box(text: str) -> tuple[float, float, float, float] | None:
+    """The first box written ``[x1, y1, x2, y2]`` or ``(x1, y1, x2, y2)`` in ``text``, as written (no scaling),
+    with its corners ordered (``x1 <= x2``, ``y1 <= y2``); None when ``text`` holds no four-number box."""
+    m = _BOX_RE.search(text) if isinstance(text, str) else None
+    if m is None:
+        return None
+    x1, y1, x2, y2 = (float(m[k]) for k in ("x1", "y1", "x2", "y2"))
+    return min(x1, x2), min(y1, y2), max(x1, x2), max(y1, y2)
 
 
 def parse_box(text: str) -> tuple[float, float, float, float] | None:
@@ -97,10 +107,8 @@ def parse_box(text: str) -> tuple[float, float, float, float] | None:
 
     The REC answer of the text-coordinate baseline is :func:`format_box` of the normalized box.
     """
-    m = _BOX_RE.search(text) if isinstance(text, str) else None
-    if m is None:
-        return None
-    return _unit_box(*m.groups())
+    box = find_box(text)
+    return None if box is None else _unit_box(*box)
 
 
 def match_sampled_frames(boxes: dict[float, tuple], times) -> dict[int, tuple]:

@@ -29,10 +29,10 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from spacevllm.datasets import video_path
-from spacevllm.datasets.hcstvg import load_json
+from spacevllm.data.readers import video_path
+from spacevllm.data.records import Record
 from spacevllm.errors import InputFileError
-from spacevllm.records import Record
+from spacevllm.io_utils import load_json
 
 SOURCE = "tacos"
 TACOS_FPS = 29.4

@@ -2,7 +2,7 @@
 
 Layout of ``out_dir``::
 
-    records.jsonl          Uni-STG records (spacevllm.records), media paths relative to out_dir
+    records.jsonl          Uni-STG records (spacevllm.data.records), media paths relative to out_dir
     scenes.jsonl           one line per scene: every object, its action and its box on every frame it is visible
     world.json             the options (frames, fps, size) the folder was generated with
     videos/s{seed}-{index:06d}.mp4
@@ -11,7 +11,7 @@ Layout of ``out_dir``::
 ``scenes.jsonl`` rows: ``{"scene", "seed", "index", "video", "frames", "fps", "size", "target" (object id), "ref",
 "background", "objects": [{"id", "colour", "shape", "x", "y", "radius", "action": {"kind", "start", "end", ...},
 "boxes": {"<frame>": [x1, y1, x2, y2]}}]}``, ids = positions in ``objects``, boxes pixel-edge xyxy
-(``spacevllm.world.render``) on every frame the object is visible (e.g. for a noisy "oracle detector").
+(``spacevllm.data.world.render``) on every frame the object is visible (e.g. for a noisy "oracle detector").
 
 Record ``meta`` (video tasks): ``seed``, ``index``, ``target`` (object id), the target's ``colour``/``shape``
 (initial) and ``action`` (as in scenes.jsonl), ``ref`` (static attributes the caption mentions: "colour_shape",
@@ -37,14 +37,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
+from tqdm import tqdm
 
+from spacevllm.box_ops import elementwise_box_iou
+from spacevllm.data.records import Record, read_records, validate_record
+from spacevllm.data.world import captions
+from spacevllm.data.world.render import render_scene
+from spacevllm.data.world.scene import Scene, sample_scene
 from spacevllm.errors import SpaceVLLMError
 from spacevllm.io_utils import atomic_path, write_json_atomic, write_jsonl_atomic
-from spacevllm.records import Record, read_records, validate_record
+from spacevllm.metrics.stvg import tube_scores
+from spacevllm.metrics.vtg import temporal_iou
 from spacevllm.time_ops import format_time_range
-from spacevllm.world import captions
-from spacevllm.world.render import render_scene
-from spacevllm.world.scene import Scene, sample_scene
+from spacevllm.video import write_video
 
 WORLD_TASKS = ("stvg", "vtg", "rec", "qa")
 _VIDEO_TASKS = ("stvg", "vtg", "qa")
@@ -142,8 +148,6 @@ def _prepare(out: Path, options: dict) -> Path:
 def _progress(it, enabled: bool, desc: str):
     if not enabled:
         return it
-    from tqdm import tqdm
-
     return tqdm(it, desc=desc, unit="scene")
 
 
@@ -166,16 +170,12 @@ def _scene_outputs(out: Path, scene: Scene, tasks: tuple[str, ...]) -> tuple[lis
 
 def _write_video_once(path: Path, pixels: np.ndarray, fps: float) -> None:
     if not path.is_file():
-        from spacevllm.video import write_video
-
         write_video(path, pixels, fps)
 
 
 def _write_png_once(path: Path, pixels: np.ndarray) -> None:
     if path.is_file():
         return
-    from PIL import Image
-
     with atomic_path(path) as tmp:
         Image.fromarray(pixels).save(tmp, format="PNG")
 
@@ -345,17 +345,13 @@ def world_stats(records_path: str | os.PathLike) -> dict:
     return stats
 
 
-def _interval_iou(a, b, s, e):
-    inter = np.clip(np.minimum(b, e) - np.maximum(a, s) + 1, 0, None)
-    return inter / ((b - a + 1) + (e - s + 1) - inter)
-
-
 def _best_fixed_interval(gt: np.ndarray, frames: int) -> tuple[tuple[int, int], float]:
     """The closed frame interval with the best mean tIoU against the (n, 2) closed GT intervals."""
+    gt_half_open = gt + [0, 1]  # closed frames [s, e] hold the frames of the half-open [s, e + 1)
     best, arg = -1.0, (0, 0)
     for a in range(frames):
         for b in range(a, frames):
-            score = float(_interval_iou(a, b, gt[:, 0], gt[:, 1]).mean())
+            score = float(temporal_iou([a, b + 1], gt_half_open, half_open=True).mean())
             if score > best:
                 best, arg = score, (a, b)
     return arg, best
@@ -373,15 +369,14 @@ def _still_viou(stvg: list[Record], scenes: dict, interval) -> float:
 
 def _tube_viou(r: Record, pred: dict[str, list], interval) -> float:
     """vIoU of predicted boxes ``pred`` (source frame index as a string -> pixel xyxy) kept on the closed frame
-    ``interval`` (None: the GT interval), against the record's GT tube; every source frame counts."""
-    from spacevllm.box_ops import elementwise_box_iou
-
+    ``interval`` (None: the GT interval), against the record's GT tube; every source frame counts
+    (:func:`spacevllm.metrics.stvg.tube_scores` with P = every frame of the interval, boxed or not)."""
     gt = r.frame_boxes()
-    s, e = min(gt), max(gt)
-    a, b = interval or (s, e)
-    union = (b - a + 1) + (e - s + 1) - max(0, min(b, e) - max(a, s) + 1)
-    hits = [f for f in range(max(a, s), min(b, e) + 1) if f in gt and str(f) in pred]
-    if not hits:
-        return 0.0
-    ious = elementwise_box_iou(np.array([pred[str(f)] for f in hits], np.float64), np.array([gt[f] for f in hits]))
-    return float(np.sum(ious)) / union
+    frames = sorted(gt)
+    a, b = interval or (frames[0], frames[-1])
+    ious = np.zeros(len(frames))
+    hits = [i for i, f in enumerate(frames) if str(f) in pred]
+    if hits:
+        boxes = np.array([pred[str(frames[i])] for i in hits], np.float64)
+        ious[hits] = elementwise_box_iou(boxes, np.array([gt[frames[i]] for i in hits], np.float64))
+    return tube_scores(frames, range(a, b + 1), ious)[1]

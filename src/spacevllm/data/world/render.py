@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from spacevllm.world.scene import SHAPE_EXTENT, Scene, Track
+from spacevllm.data.world.scene import SHAPE_EXTENT, Scene, Track
 
 _SQUARE = 0.8  # half side of a square, in radii
 _CROSS_ARM = 0.3  # half width of a cross's arms, in radii
