@@ -52,7 +52,7 @@ from transformers import LlavaOnevisionConfig, LlavaOnevisionForConditionalGener
 
 from spacevllm.data.dataset import corpus_words
 from spacevllm.modeling.tiny import build_tokenizer
-from spacevllm.records import read_records
+from spacevllm.data.records import read_records
 
 records, out = sys.argv[1], Path(sys.argv[2])
 tokenizer = build_tokenizer(corpus_words(read_records(records)))  # offline BPE; digits split as Qwen2 does
@@ -141,7 +141,7 @@ IFS=$'\t' read -r VIDEO QUERY < <("$PY" - "$OUT/world/records.jsonl" <<'EOF'
 import sys
 from pathlib import Path
 
-from spacevllm.records import read_records
+from spacevllm.data.records import read_records
 
 path = Path(sys.argv[1])
 record = next(r for r in read_records(path) if r.task == "stvg")

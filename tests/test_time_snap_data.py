@@ -9,9 +9,9 @@ import numpy as np
 
 from spacevllm.data.collate import Collator
 from spacevllm.data.dataset import UniSTGDataset
+from spacevllm.data.records import validate_record, write_records
 from spacevllm.modeling import SpaceVLLMProcessor
 from spacevllm.modeling.tiny import build_tiny_checkpoint
-from spacevllm.records import validate_record, write_records
 from spacevllm.time_ops import format_time_range
 from spacevllm.video import write_video
 

@@ -26,7 +26,7 @@ MIXTURE = {"stvg": 2, "vtg": 1, "rec": 1}
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    from spacevllm.world import generate_world
+    from spacevllm.data.world import generate_world
 
     return generate_world(tmp_path_factory.mktemp("world"), n=6, seed=4242)
 
