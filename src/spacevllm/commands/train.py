@@ -1,4 +1,5 @@
-"""``spacevllm train --config CONFIG.yaml [--deepspeed zero2|zero3|DS.json] [--out DIR] [--init DIR] [--resume]``:
+"""``spacevllm train --config CONFIG.yaml [--deepspeed zero2|zero3|DS.json] [--out DIR] [--init DIR]
+[--resume | --overwrite]``:
 multi-task training on accelerate, optionally under DeepSpeed ZeRO.
 
 Runs in whatever process group it is launched in: one plain process, ``accelerate launch [--num_processes N] -m
@@ -22,7 +23,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--out", help="output folder (overrides the config's out_dir)")
     parser.add_argument("--init", metavar="DIR", help="start from this model folder (overrides model.init)")
-    parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in the folder")
+    parser.add_argument(
+        "--resume", action="store_true", help="continue the run in the output folder from its newest checkpoint"
+    )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace the run in the output folder (default: refuse to mix runs)"
+    )
     parser.add_argument("--max-steps", type=int, help="override optim.max_steps")
     parser.add_argument("--seed", type=int, help="override seed")
     parser.add_argument("--threads", type=int, help="override threads (torch intra-op threads per process)")
@@ -33,23 +39,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args) -> int:
     if args.deepspeed:
         _cpu_deepspeed()
-    from spacevllm.engine.train import load_config, train
+    from spacevllm.engine.train import apply_flags, load_config, train
     from spacevllm.io_utils import check_output
 
-    cfg = load_config(args.config)
+    cfg = load_config(args.config)  # every key checked (one line naming the file and the key)
     if args.out:
         cfg.out_dir = args.out
     check_output(cfg.out_dir, "folder")  # a bad out_dir fails before the data and the model are built
     if args.init:
         cfg.model.init = args.init
-    if args.max_steps is not None:
-        cfg.optim.max_steps = args.max_steps
-    if args.seed is not None:
-        cfg.seed = args.seed
-    if args.threads is not None:
-        cfg.threads = args.threads
+    apply_flags(cfg, {"--max-steps": args.max_steps, "--seed": args.seed, "--threads": args.threads})
     final = train(
-        cfg, resume=args.resume, progress=not args.no_progress, stop_after=args.stop_after, deepspeed=args.deepspeed
+        cfg,
+        resume=args.resume,
+        overwrite=args.overwrite,
+        progress=not args.no_progress,
+        stop_after=args.stop_after,
+        deepspeed=args.deepspeed,
     )
     log = Path(cfg.out_dir) / "log.jsonl"
     last = log.read_text(encoding="utf-8").splitlines()[-1:] if log.exists() else []

@@ -16,10 +16,11 @@ from spacevllm.data.records import write_records
 from spacevllm.data.unistg import BoxFilter, Refiner, read_samples, refine_and_filter
 from spacevllm.data.unistg import sample as paper
 from spacevllm.data.unistg.analyzer import build_analyzer
-from spacevllm.data.unistg.config import load_config
+from spacevllm.data.unistg.config import SCHEMA, load_config
 from spacevllm.data.unistg.pipeline import run_pipeline
 from spacevllm.errors import InputFileError, SpaceVLLMError
 from spacevllm.io_utils import check_output, write_json_atomic
+from spacevllm.schema import check_flag
 
 DETS_EPILOG = """\
 DETS.jsonl, one object per line:
@@ -139,8 +140,9 @@ def _add_analyze(p: argparse.ArgumentParser) -> None:
 
 
 def run_analyze(args) -> int:
-    analyzer = build_analyzer({"backend": args.backend, "model": args.model, "max_objects": args.max_objects})
+    limit = check_flag("--max-objects", args.max_objects, SCHEMA["analyzer"]["max_objects"])
+    analyzer = build_analyzer({"backend": args.backend, "model": args.model, "max_objects": limit})
     captions = args.captions or [line.strip() for line in sys.stdin if line.strip()]
     for caption in captions:
-        print(json.dumps({"caption": caption, "objects": analyzer.objects(caption)}))
+        print(json.dumps({"caption": caption, "objects": analyzer.objects(caption)[:limit]}))
     return 0

@@ -38,13 +38,29 @@ def checkpoint_dir(out_dir: str | os.PathLike, step: int) -> Path:
     return Path(out_dir) / "checkpoints" / f"{PREFIX}{step:08d}"
 
 
-def latest_checkpoint(out_dir: str | os.PathLike) -> Path | None:
-    """The complete checkpoint with the highest step under ``OUT/checkpoints``, or None."""
+def latest_checkpoint(out_dir: str | os.PathLike, run: str | None = None) -> Path | None:
+    """The complete checkpoint with the highest step under ``OUT/checkpoints``, or None. With ``run`` (a run hash),
+    only checkpoints of that run (or of an older version that recorded none) count."""
+    return max(complete_checkpoints(out_dir, run), key=lambda p: int(p.name[len(PREFIX) :]), default=None)
+
+
+def complete_checkpoints(out_dir: str | os.PathLike, run: str | None = None, strict: bool = False) -> list[Path]:
+    """Complete checkpoints under ``OUT/checkpoints`` sorted by step; with ``run`` only those whose state.json
+    names that run (``strict``: not those that name none either)."""
     root = Path(out_dir) / "checkpoints"
     if not root.is_dir():
-        return None
+        return []
     done = [p for p in root.iterdir() if p.name.startswith(PREFIX) and (p / "state.json").is_file()]
-    return max(done, key=lambda p: int(p.name[len(PREFIX) :]), default=None)
+    if run is not None:
+        done = [p for p in done if _run_of(p) == run or (not strict and _run_of(p) is None)]
+    return sorted(done, key=lambda p: int(p.name[len(PREFIX) :]))
+
+
+def _run_of(ckpt: Path) -> str | None:
+    try:
+        return json.loads((ckpt / "state.json").read_text(encoding="utf-8")).get("run")
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def rng_state() -> dict:
@@ -169,12 +185,13 @@ def load_training_state(ckpt: str | os.PathLike) -> dict:
     return torch.load(Path(ckpt) / "training.pt", map_location="cpu", weights_only=True)
 
 
-def prune_checkpoints(out_dir, keep: int) -> None:
-    """Delete all but the ``keep`` newest complete checkpoints (and stale temporary folders)."""
+def prune_checkpoints(out_dir, keep: int, run: str | None = None) -> None:
+    """Delete all but the ``keep`` newest complete checkpoints (and stale temporary folders). With ``run`` (a run
+    hash) only that run's checkpoints are counted and deleted: another run's are never touched."""
     root = Path(out_dir) / "checkpoints"
     if not root.is_dir() or keep < 1:
         return
-    done = sorted(p for p in root.iterdir() if p.name.startswith(PREFIX) and (p / "state.json").is_file())
+    done = complete_checkpoints(out_dir, run, strict=run is not None)
     for p in done[:-keep]:
         shutil.rmtree(p, ignore_errors=True)
     for p in root.glob(f".{PREFIX}*.tmp"):  # atomic_dir's temporary folders and save_checkpoint's staging

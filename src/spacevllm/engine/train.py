@@ -24,10 +24,12 @@ Output folder ``OUT``: ``config.yaml`` (the resolved config), ``log.jsonl`` (one
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import math
 import os
 import resource
+import shutil
 import socket
 import time
 from contextlib import contextmanager
@@ -42,89 +44,140 @@ from spacevllm.data.dataset import MixtureSampler, ShardedBatches, UniSTGDataset
 from spacevllm.engine import checkpoint as ckpt
 from spacevllm.errors import SpaceVLLMError
 from spacevllm.io_utils import read_yaml, write_jsonl_atomic, write_text_atomic
+from spacevllm.schema import Rule, check_flag, field_rule, setting, validate
 
 
+def _positive_int(**kw) -> dict:
+    return {"kind": int, "ge": 1, **kw}
+
+
+def _known_tasks(weights: dict) -> str | None:
+    from spacevllm.data.records import TASKS
+
+    bad = sorted(str(t) for t in weights if t not in TASKS)
+    return f"has unknown task {bad[0]!r} (known: {', '.join(TASKS)})" if bad else None
+
+
+# every field carries its type and range (spacevllm.schema): validate_config checks them all before any work
 @dataclass
 class ModelSection:
-    init: str | None = None  # checkpoint dir (e.g. a converted LLaVA-Video) or None = build a tiny one
-    tiny: dict = field(default_factory=dict)  # build_tiny_checkpoint(**tiny) when init is None
-    vocab_from_data: bool = True  # tiny tokenizer vocabulary = words of the training queries and answers
-    overrides: dict = field(default_factory=dict)  # model config fields set at load (e.g. lambda_l1, lambda_pointer)
-    gradient_checkpointing: bool = False
+    # checkpoint dir (e.g. a converted LLaVA-Video) or None = build a tiny one
+    init: str | None = setting(None, kind=str, optional=True)
+    tiny: dict = setting(factory=dict, kind=dict)  # build_tiny_checkpoint(**tiny) when init is None
+    # tiny tokenizer vocabulary = words of the training queries and answers
+    vocab_from_data: bool = setting(True, kind=bool)
+    # model config fields set at load (e.g. lambda_l1, lambda_pointer)
+    overrides: dict = setting(factory=dict, kind=dict)
+    gradient_checkpointing: bool = setting(False, kind=bool)
 
 
 @dataclass
 class DataSection:
-    train: list = field(default_factory=list)  # records.jsonl paths (relative to the config file)
-    task_weights: dict = field(default_factory=dict)  # task -> mixture weight (paper Table 1); empty = uniform
-    num_frames: int | None = None  # default: the model's config.num_frames
-    frame_size: list | int | None = None
-    num_workers: int = 0
-    cache_frames: bool = False  # keep decoded videos in memory (small worlds; with num_workers 0)
-    world: dict | None = None  # generate_world(out_dir=train[0]'s folder, **world) when train[0] is missing
+    # records.jsonl paths (relative to the working directory)
+    train: list = setting(factory=list, kind=list, each=Rule(kind=str))
+    # task -> mixture weight (paper Table 1); empty = uniform
+    task_weights: dict = setting(factory=dict, kind=dict, each=Rule(kind=float, ge=0), check=_known_tasks)
+    num_frames: int | None = setting(None, optional=True, **_positive_int())  # default: the model's num_frames
+    frame_size: list | int | None = setting(None, kind=(int, list), optional=True)
+    num_workers: int = setting(0, kind=int, ge=0)
+    # keep decoded videos in memory (small worlds; with num_workers 0)
+    cache_frames: bool = setting(False, kind=bool)
+    # generate_world(out_dir=train[0]'s folder, **world) when train[0] is missing
+    world: dict | None = setting(None, kind=dict, optional=True)
 
 
 @dataclass
 class OptimSection:
-    lr: float = 1e-5
-    weight_decay: float = 0.0
-    betas: list = field(default_factory=lambda: [0.9, 0.999])
-    warmup_ratio: float = 0.03
-    scheduler: str = "cosine"  # cosine | constant
-    max_steps: int = 100  # optimizer steps
-    batch_size: int = 1  # per process, per micro-batch
-    grad_accum: int = 1
-    max_grad_norm: float | None = 1.0
+    lr: float = setting(1e-5, kind=float, gt=0)
+    weight_decay: float = setting(0.0, kind=float, ge=0)
+    betas: list = setting(factory=lambda: [0.9, 0.999], kind=list, length=2, each=Rule(kind=float, ge=0, lt=1))
+    warmup_ratio: float = setting(0.03, kind=float, ge=0, le=1)
+    scheduler: str = setting("cosine", kind=str, choices=("cosine", "constant"))
+    max_steps: int = setting(100, **_positive_int())  # optimizer steps
+    batch_size: int = setting(1, **_positive_int())  # per process, per micro-batch
+    grad_accum: int = setting(1, **_positive_int())
+    max_grad_norm: float | None = setting(1.0, kind=float, gt=0, optional=True)
     # per-part freezing and learning rates: {part: {lr: float, freeze: bool}}, parts in PARTS; empty = all at lr
-    parts: dict = field(default_factory=dict)
+    parts: dict = setting(factory=dict, kind=dict)
 
 
 @dataclass
 class TrainConfig:
-    seed: int = 0
-    out_dir: str = "runs/train"
-    precision: str = "auto"  # auto (bf16 on a bf16 GPU, else fp32) | bf16 | fp16 | no
-    threads: int | None = None
-    log_every: int = 10
-    save_every: int = 100
-    keep_checkpoints: int = 2
+    seed: int = setting(0, kind=int, ge=0)
+    out_dir: str = setting("runs/train", kind=str)
+    # auto (bf16 on a bf16 GPU, else fp32) | bf16 | fp16 | no
+    precision: str = setting("auto", kind=str, choices=("auto", "bf16", "fp16", "no"))
+    threads: int | None = setting(None, optional=True, **_positive_int())
+    log_every: int = setting(10, **_positive_int())
+    save_every: int = setting(100, **_positive_int())
+    keep_checkpoints: int = setting(2, **_positive_int())
     model: ModelSection = field(default_factory=ModelSection)
     data: DataSection = field(default_factory=DataSection)
     optim: OptimSection = field(default_factory=OptimSection)
 
 
+# CLI flags of ``spacevllm train`` -> the config key they override (checked with that key's rule, named by flag)
+FLAG_KEYS = {"--max-steps": "optim.max_steps", "--seed": "seed", "--threads": "threads"}
+
+
+def validate_config(cfg: TrainConfig, source: str = "config") -> TrainConfig:
+    """Every key's type and range (field metadata, :mod:`spacevllm.schema`) and ``optim.parts``: one line naming
+    ``source`` and the key. Called by :func:`load_config`, again by :func:`train` (configs built in code)."""
+    validate(cfg, source)
+    check_parts(cfg.optim.parts, source)
+    return cfg
+
+
+def apply_flags(cfg: TrainConfig, flags: dict) -> TrainConfig:
+    """Set ``{flag: value}`` (``FLAG_KEYS``; None = not given) on ``cfg``, each checked by its key's rule."""
+    for flag, value in flags.items():
+        if value is None:
+            continue
+        key = FLAG_KEYS[flag]
+        value = check_flag(flag, value, field_rule(TrainConfig, key))
+        *path, name = key.split(".")
+        target = cfg
+        for part in path:
+            target = getattr(target, part)
+        setattr(target, name, value)
+    return cfg
+
+
 def load_config(path, overrides: dict | None = None) -> TrainConfig:
-    """Read a YAML config. Relative paths in it (data, model.init, out_dir) are relative to the working directory."""
+    """Read a YAML config, every key checked (:func:`validate_config`; errors name the file and the key). Relative
+    paths in it (data, model.init, out_dir) are relative to the working directory."""
     raw = read_yaml(path)
     if not isinstance(raw, dict):
         raise SpaceVLLMError(f"{path}: a config must be a mapping")
     raw |= overrides or {}
-    return config_from_dict(raw)
+    return config_from_dict(raw, source=str(path))
 
 
-def config_from_dict(raw: dict) -> TrainConfig:
-    """Build a :class:`TrainConfig` from a dict; unknown keys are errors naming the key."""
+def config_from_dict(raw: dict, source: str = "config") -> TrainConfig:
+    """Build a checked :class:`TrainConfig` from a dict; unknown keys and bad values are errors naming the key."""
     sections = {"model": ModelSection, "data": DataSection, "optim": OptimSection}
     kwargs = {}
     for key, value in raw.items():
         if key in sections:
-            kwargs[key] = _section(sections[key], value or {}, key)
+            kwargs[key] = _section(sections[key], value or {}, key, source)
         elif key in {f.name for f in dataclasses.fields(TrainConfig)}:
             kwargs[key] = value
         else:
-            raise SpaceVLLMError(f"config: unknown key {key!r}")
-    cfg = TrainConfig(**kwargs)
+            raise SpaceVLLMError(f"{source}: unknown key {key!r}")
+    cfg = validate_config(TrainConfig(**kwargs), source)
     cfg.data.train = [_expand(p) for p in cfg.data.train]
     cfg.model.init = _expand(cfg.model.init) if cfg.model.init else None
     cfg.out_dir = _expand(cfg.out_dir)
     return cfg
 
 
-def _section(cls, value: dict, name: str):
+def _section(cls, value: dict, name: str, source: str = "config"):
+    if not isinstance(value, dict):
+        raise SpaceVLLMError(f"{source}: {name} must be a mapping, got {value!r}")
     known = {f.name for f in dataclasses.fields(cls)}
     bad = sorted(set(value) - known)
     if bad:
-        raise SpaceVLLMError(f"config: unknown key '{name}.{bad[0]}'")
+        raise SpaceVLLMError(f"{source}: unknown key '{name}.{bad[0]}'")
     return cls(**value)
 
 
@@ -203,32 +256,32 @@ def part_of(name: str) -> str:
     return "llm"
 
 
-def check_parts(parts: dict) -> dict[str, dict]:
+def check_parts(parts: dict, source: str = "config") -> dict[str, dict]:
     """``optim.parts`` validated: {part: {"lr": float | None, "freeze": bool}}; a bad name is a one-line error."""
     if not isinstance(parts, dict):
-        raise SpaceVLLMError("config: optim.parts must be a mapping {part: {lr, freeze}}")
+        raise SpaceVLLMError(f"{source}: optim.parts must be a mapping {{part: {{lr, freeze}}}}")
     out = {}
-    for part, setting in parts.items():
+    for part, part_setting in parts.items():
         if part not in PARTS:
-            raise SpaceVLLMError(f"config: optim.parts: unknown part {part!r} (known: {', '.join(PARTS)})")
-        setting = setting or {}
-        if not isinstance(setting, dict):
-            raise SpaceVLLMError(f"config: optim.parts.{part} must be a mapping {{lr, freeze}}, got {setting!r}")
-        bad = sorted(set(setting) - set(PART_SETTINGS))
+            raise SpaceVLLMError(f"{source}: optim.parts: unknown part {part!r} (known: {', '.join(PARTS)})")
+        part_setting = part_setting or {}
+        if not isinstance(part_setting, dict):
+            raise SpaceVLLMError(f"{source}: optim.parts.{part} must be a mapping {{lr, freeze}}, got {part_setting!r}")
+        bad = sorted(set(part_setting) - set(PART_SETTINGS))
         if bad:
-            raise SpaceVLLMError(f"config: optim.parts.{part}: unknown key {bad[0]!r} (known: lr, freeze)")
-        lr = _positive(setting.get("lr"), f"optim.parts.{part}.lr")
-        out[part] = {"lr": lr, "freeze": bool(setting.get("freeze", False))}
+            raise SpaceVLLMError(f"{source}: optim.parts.{part}: unknown key {bad[0]!r} (known: lr, freeze)")
+        lr = _positive(part_setting.get("lr"), f"optim.parts.{part}.lr", source)
+        out[part] = {"lr": lr, "freeze": bool(part_setting.get("freeze", False))}
     new = out.get("new_tokens")
     if new and not out.get("llm", {}).get("freeze"):
         raise SpaceVLLMError(
-            "config: optim.parts.new_tokens: the <r_i> rows are rows of the LLM's embedding matrices and train with "
+            f"{source}: optim.parts.new_tokens: the <r_i> rows are rows of the LLM's embedding matrices and train with "
             "the llm part; give them their own setting only with llm: {freeze: true}"
         )
     return out
 
 
-def _positive(value, key: str) -> float | None:
+def _positive(value, key: str, source: str = "config") -> float | None:
     """``value`` as a positive float (YAML reads ``1e-5`` without a dot as a string: accepted), None stays None."""
     if value is None:
         return None
@@ -236,8 +289,8 @@ def _positive(value, key: str) -> float | None:
         number = float(value) if not isinstance(value, bool) else -1.0
     except (TypeError, ValueError):
         number = -1.0
-    if number <= 0:
-        raise SpaceVLLMError(f"config: {key} must be a positive number, got {value!r}")
+    if not number > 0 or not math.isfinite(number):
+        raise SpaceVLLMError(f"{source}: {key} must be a positive number, got {value!r}")
     return number
 
 
@@ -494,6 +547,92 @@ def mixed_precision(precision: str) -> str:
     return precision
 
 
+# --- the output folder: one run per folder ------------------------------------------------------------------
+
+RUN_FILE = "run.json"  # OUT/run.json: {"run": hash, "config": the identity below}
+# keys that do not change what a run computes (a resume may change them); every other key is the run's identity
+NOT_IDENTITY = ("out_dir", "threads", "log_every", "save_every", "keep_checkpoints", "data.num_workers")
+# what a run writes into OUT (removed by --overwrite, and before a fresh start)
+RUN_OUTPUTS = ("checkpoints", "final", "init", "log.jsonl", "config.yaml", RUN_FILE)
+
+
+def run_identity(cfg: TrainConfig) -> dict:
+    """The resolved config without ``NOT_IDENTITY``: two runs with the same identity compute the same thing."""
+    config = dataclasses.asdict(cfg)
+    for key in NOT_IDENTITY:
+        *path, name = key.split(".")
+        target = config
+        for part in path:
+            target = target[part]
+        target.pop(name, None)
+    return config
+
+
+def run_hash(identity: dict) -> str:
+    """A short hash of a run identity (sorted JSON)."""
+    return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def check_out_dir(cfg: TrainConfig, resume: bool, overwrite: bool) -> str:
+    """What to do with ``cfg.out_dir``: "resume" (continue its run), "fresh" (no run there: start; leftovers of
+    a run that never checkpointed are replaced) or "overwrite". A folder holding a run (a checkpoint or final/)
+    is refused without ``resume`` or ``overwrite``, and with ``resume`` when that run's identity
+    (:func:`run_identity`, recorded in OUT/run.json) differs from ``cfg``'s. Reads only (every process calls it)."""
+    out = Path(cfg.out_dir)
+    if resume and overwrite:
+        raise SpaceVLLMError("--resume and --overwrite exclude each other")
+    finished, last = (out / "final").is_dir(), ckpt.latest_checkpoint(out)
+    if not (finished or last):
+        return "fresh"
+    if overwrite:
+        return "overwrite"
+    held = "a finished run (final/ exists)" if finished else f"a run stopped at step {ckpt.read_step(last)}"
+    if not resume:
+        raise SpaceVLLMError(
+            f"{out}: holds {held}: pass --resume to continue it, --overwrite to replace it, or choose another --out"
+        )
+    theirs = _recorded_identity(out)
+    if theirs is None:
+        raise SpaceVLLMError(f"{out}: holds {held} without {RUN_FILE} (an older version): --overwrite to replace it")
+    differ = _differing_keys(theirs, run_identity(cfg))
+    if differ:
+        raise SpaceVLLMError(
+            f"{out}: holds another run ({held}; its config differs in {', '.join(differ[:4])}): resume it with its "
+            "own config, or pass --overwrite to replace it, or choose another --out"
+        )
+    return "resume"
+
+
+def _recorded_identity(out: Path) -> dict | None:
+    path = out / RUN_FILE
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))["config"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _differing_keys(a: dict, b: dict, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two nested dicts."""
+    keys = []
+    for key in sorted(set(a) | set(b), key=str):
+        x, y = a.get(key), b.get(key)
+        if isinstance(x, dict) and isinstance(y, dict) and key in ("model", "data", "optim"):
+            keys += _differing_keys(x, y, f"{prefix}{key}.")
+        elif x != y:
+            keys.append(f"{prefix}{key}")
+    return keys
+
+
+def clear_run(out: Path) -> None:
+    """Remove a run's outputs (``RUN_OUTPUTS``) from ``out``; anything else in the folder stays."""
+    for name in RUN_OUTPUTS:
+        path = out / name
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        elif path.exists() or path.is_symlink():
+            path.unlink()
+
+
 # --- the loop --------------------------------------------------------------------------------------------------
 
 
@@ -503,30 +642,38 @@ def train(
     progress: bool = True,
     stop_after: int | None = None,
     deepspeed: str | None = None,
+    overwrite: bool = False,
 ) -> Path:
     """Run training; returns ``OUT/final`` (or the last checkpoint when stopped early).
 
-    ``resume``: continue from the newest checkpoint in OUT (if any). ``stop_after``: save a checkpoint and stop
+    ``resume``: continue the run in OUT from its newest checkpoint; ``overwrite``: replace the run in OUT; with
+    neither, a folder holding a run is refused (:func:`check_out_dir`). ``stop_after``: save a checkpoint and stop
     after this optimizer step (a planned interruption: time-sliced runs, the resume test); the schedule still
     spans ``optim.max_steps``. ``deepspeed``: zero2 | zero3 | a DeepSpeed JSON path (see :func:`build_accelerator`);
     None = plain accelerate (one process, or DDP under ``accelerate launch`` / ``torchrun``).
     """
+    validate_config(cfg)  # configs built in code; load_config already checked a file's
+    if stop_after is not None:
+        check_flag("--stop-after", stop_after, Rule(kind=int, ge=1))
+    mode = check_out_dir(cfg, resume, overwrite)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    check_parts(cfg.optim.parts)  # a bad part name fails before anything is built
     deepspeed = deepspeed or _launcher_deepspeed()
     with deepspeed_env(deepspeed):
-        return _train(cfg, build_accelerator(cfg, deepspeed), resume, progress, stop_after)
+        return _train(cfg, build_accelerator(cfg, deepspeed), mode, progress, stop_after)
 
 
-def _train(cfg: TrainConfig, acc, resume: bool, progress: bool, stop_after: int | None) -> Path:
+def _train(cfg: TrainConfig, acc, mode: str, progress: bool, stop_after: int | None) -> Path:
     from accelerate.utils import set_seed
 
-    out = Path(cfg.out_dir)
-    last = ckpt.latest_checkpoint(out) if resume else None
+    out, identity = Path(cfg.out_dir), run_identity(cfg)
+    run = run_hash(identity)
+    last = ckpt.latest_checkpoint(out, run) if mode == "resume" else None
     if last is not None:
         _check_same_launch(last, acc)
     if acc.is_main_process:
+        if mode != "resume":
+            clear_run(out)  # no other run's log, init model or checkpoints mix into this one
         build_data(cfg)
         if last is None:
             set_seed(cfg.seed)
@@ -541,9 +688,9 @@ def _train(cfg: TrainConfig, acc, resume: bool, progress: bool, stop_after: int 
     if last is not None:  # after all setup: exactly where the straight run stood
         _restore(acc, last)
     if acc.is_main_process:
-        _start_log(cfg, out, step)
+        _start_log(cfg, out, step, {"run": run, "config": identity})
         print(describe_run(cfg, acc, len(loader.dataset), counts))
-    step = _loop(cfg, acc, model, processor, optimizer, scheduler, batches, step, progress, stop_after)
+    step = _loop(cfg, acc, model, processor, optimizer, scheduler, batches, step, progress, stop_after, run)
     if step < cfg.optim.max_steps:
         return ckpt.checkpoint_dir(out, step)
     final = out / "final"
@@ -670,7 +817,7 @@ def _loader(cfg: TrainConfig, processor, model_config, step: int, acc):
     )
 
 
-def _loop(cfg, acc, model, processor, optimizer, scheduler, batches, step, progress, stop_after=None) -> int:
+def _loop(cfg, acc, model, processor, optimizer, scheduler, batches, step, progress, stop_after=None, run=None) -> int:
     """Optimizer steps until ``max_steps`` (or ``stop_after``); returns the last step done.
 
     accelerate counts the micro-batches (``accelerator.accumulate``): gradients are synchronized, the optimizer
@@ -700,7 +847,7 @@ def _loop(cfg, acc, model, processor, optimizer, scheduler, batches, step, progr
         if acc.is_main_process and (step % cfg.log_every == 0 or step == o.max_steps):
             _log(cfg, step, scheduler.get_last_lr()[0], logged, rate)
         if step % cfg.save_every == 0 or step in (o.max_steps, stop_after):
-            _checkpoint(cfg, acc, model, processor, step, logged)
+            _checkpoint(cfg, acc, model, processor, step, logged, run)
         if step == stop_after:
             break
     bar.close()
@@ -752,9 +899,11 @@ def peak_rss_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
-def _start_log(cfg: TrainConfig, out: Path, step: int) -> None:
-    """Write the resolved config; on resume drop log lines past the checkpoint step (they will be redone)."""
+def _start_log(cfg: TrainConfig, out: Path, step: int, run: dict) -> None:
+    """Write the run identity (``run.json``) and the resolved config; on resume drop log lines past the
+    checkpoint step (they will be redone)."""
     out.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(out / RUN_FILE, json.dumps(run, indent=2, default=str) + "\n")
     write_text_atomic(out / "config.yaml", yaml.safe_dump(dataclasses.asdict(cfg), sort_keys=False))
     log = out / "log.jsonl"
     rows = read_log(log) if log.exists() else []
@@ -772,7 +921,7 @@ def read_log(path) -> list[dict]:
     return rows
 
 
-def _checkpoint(cfg, acc, model, processor, step, logged) -> None:
+def _checkpoint(cfg, acc, model, processor, step, logged, run=None) -> None:
     samples = step * cfg.optim.grad_accum * cfg.optim.batch_size * acc.num_processes
     ckpt.save_run_checkpoint(
         acc,
@@ -781,8 +930,8 @@ def _checkpoint(cfg, acc, model, processor, step, logged) -> None:
         model=model,
         processor=processor,
         samples_seen=samples,
-        extra={"losses": logged, "backend": backend_name(acc), "processes": acc.num_processes},
+        extra={"losses": logged, "backend": backend_name(acc), "processes": acc.num_processes, "run": run},
     )
     if acc.is_main_process:
-        ckpt.prune_checkpoints(cfg.out_dir, cfg.keep_checkpoints)
+        ckpt.prune_checkpoints(cfg.out_dir, cfg.keep_checkpoints, run)
     acc.wait_for_everyone()

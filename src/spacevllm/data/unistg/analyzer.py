@@ -16,6 +16,7 @@ from __future__ import annotations
 import ast
 import json
 import re
+from pathlib import Path
 
 import torch
 
@@ -154,6 +155,9 @@ class LLMAnalyzer:
         # (python -X importtime, 2-core CPU) and the rule analyzer / oracle annotator runs need none of it
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
+        if not Path(model).is_dir():  # else transformers answers with its hub repo-name rules
+            what = "is a file, not a model folder" if Path(model).exists() else "model folder not found"
+            raise SpaceVLLMError(f"{model}: {what} (the llm analyzer needs a local causal LM folder)")
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(model)
             self.model = AutoModelForCausalLM.from_pretrained(model).to(device).eval()

@@ -21,6 +21,7 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
+from spacevllm.data.records import TASKS
 from spacevllm.data.unistg import sample as paper
 from spacevllm.data.unistg.analyzer import Analyzer, build_analyzer
 from spacevllm.data.unistg.annotator import Annotator, ZeroShotDetector
@@ -29,6 +30,7 @@ from spacevllm.data.unistg.oracle import Noise, OracleAnnotator, load_scenes
 from spacevllm.data.unistg.refiner import Refiner
 from spacevllm.errors import SpaceVLLMError
 from spacevllm.io_utils import read_yaml
+from spacevllm.schema import Rule, check_flag, check_mapping
 
 DEFAULTS = {
     "input": None,
@@ -54,6 +56,7 @@ def load_config(path: str | Path, **overrides) -> dict:
     raw = read_yaml(path)
     if not isinstance(raw, dict):
         raise SpaceVLLMError(f"{path}: a config must be a mapping")
+    check_flags(overrides)
     return check_config(merge(raw, {k: v for k, v in overrides.items() if v is not None}), path)
 
 
@@ -69,18 +72,68 @@ def merge(raw: dict, overrides: dict | None = None) -> dict:
     return config
 
 
+def _fraction(**kw) -> Rule:
+    return Rule(kind=float, ge=0, le=1, **kw)
+
+
+# the type and range of every key (spacevllm.schema); keys of a stage that a backend does not use are still checked
+SCHEMA = {
+    "input": Rule(kind=str, optional=True),
+    "out": Rule(kind=str, optional=True),
+    "tasks": Rule(kind=list, each=Rule(kind=str, choices=TASKS)),
+    "workers": Rule(kind=int, ge=1),
+    "limit": Rule(kind=int, ge=1, optional=True),
+    "box_threshold": _fraction(),
+    "analyzer": {
+        "backend": Rule(kind=str, choices=("rules", "llm")),
+        "model": Rule(kind=str, optional=True),
+        "max_objects": Rule(kind=int, ge=1),
+        "attributes": Rule(kind=bool),
+        "max_new_tokens": Rule(kind=int, ge=1),
+        "device": Rule(kind=str),
+        "fallback": Rule(kind=str, choices=("rules", "none"), optional=True),
+        "grounded_only": Rule(kind=bool),
+    },
+    "annotator": {
+        "backend": Rule(kind=str, choices=("detector", "oracle")),
+        "model": Rule(kind=str, optional=True),
+        "fps": Rule(kind=float, gt=0, optional=True),
+        "text_threshold": _fraction(),
+        "batch_size": Rule(kind=int, ge=1),
+        "device": Rule(kind=str),
+        "scenes": Rule(kind=str, optional=True),
+        "seed": Rule(kind=int, ge=0),
+        "noise": Rule(kind=dict, optional=True, each=Rule(kind=float, ge=0)),
+    },
+    "refiner": {"min_duration": Rule(kind=float, ge=0), "max_duration": Rule(kind=float, gt=0)},
+    "filter": {
+        "max_boxes": Rule(kind=int, ge=1),
+        "min_area_ratio": Rule(kind=float, gt=0),
+        "max_area_ratio": Rule(kind=float, gt=0),
+    },
+}
+# ``spacevllm unistg run`` flags -> config keys (checked with the key's rule, named by the flag)
+FLAGS = {"workers": "--workers", "limit": "--limit"}
+
+
 def check_config(config: dict, path="<config>") -> dict:
-    unknown = set(config) - set(DEFAULTS)
-    if unknown:
-        raise SpaceVLLMError(f"{path}: unknown key(s) {sorted(unknown)}; known: {sorted(DEFAULTS)}")
+    """Every key's type and range (:data:`SCHEMA`), then the relations between keys: one line naming the file and
+    the key. The config as converted (e.g. ``"1e-5"`` -> ``1e-05``)."""
+    config = check_mapping(config, SCHEMA, str(path))
     for key in ("input", "out"):
         if not config[key]:
             raise SpaceVLLMError(f"{path}: '{key}' is required (in the config or as --{key})")
-    if not isinstance(config["workers"], int) or config["workers"] < 1:
-        raise SpaceVLLMError(f"{path}: 'workers' must be a positive integer, got {config['workers']!r}")
-    if config["limit"] is not None and (not isinstance(config["limit"], int) or config["limit"] < 0):
-        raise SpaceVLLMError(f"{path}: 'limit' must be a non-negative integer, got {config['limit']!r}")
+    refiner = config["refiner"]
+    if refiner.get("min_duration", 0) > refiner.get("max_duration", float("inf")):
+        raise SpaceVLLMError(f"{path}: refiner.min_duration is above refiner.max_duration")
     return config
+
+
+def check_flags(overrides: dict) -> None:
+    """The CLI values among ``overrides`` (``FLAGS``; None = not given), each named by its flag."""
+    for key, flag in FLAGS.items():
+        if overrides.get(key) is not None:
+            check_flag(flag, overrides[key], SCHEMA[key])
 
 
 def build_stages(config: dict, input_path: str | Path | None = None) -> list:

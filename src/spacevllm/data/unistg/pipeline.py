@@ -194,12 +194,17 @@ def run_pipeline(config: dict, progress: bool = False) -> RunResult:
 
 
 def _claim(out: Path, config: dict) -> None:
-    """Record the result-changing options in ``out/config.json``; refuse a folder made with other ones."""
+    """Record the result-changing options in ``out/config.json``; refuse a folder holding results made with other
+    ones. A manifest without any result (a run that failed before its first video) is replaced."""
     check_output(out, "folder")
     wanted = {k: config[k] for k in RESULT_KEYS} | {"input": str(Path(config["input"]).resolve())}
     manifest = out / "config.json"
-    if manifest.is_file():
-        old = json.loads(manifest.read_text(encoding="utf-8"))
+    done = any((out / "parts").glob("*.jsonl")) if (out / "parts").is_dir() else False
+    if manifest.is_file() and done:
+        try:
+            old = json.loads(manifest.read_text(encoding="utf-8"))
+        except ValueError:
+            old = None
         if old != json.loads(json.dumps(wanted)):
             raise SpaceVLLMError(f"{out} holds a run with other options ({manifest}); use another out folder")
     else:
