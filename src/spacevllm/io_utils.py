@@ -136,3 +136,31 @@ def load_json(path: str | os.PathLike):
         raise InputFileError(path, f"not valid JSON ({e.msg} at line {e.lineno} column {e.colno})") from None
     except UnicodeDecodeError as e:
         raise InputFileError(path, f"not UTF-8 text ({e.reason})") from None
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to a new allocation (Linux ``MemAvailable``; else free physical pages), or None
+    when unknown. Commands compare their up-front estimates with it to refuse work that cannot fit."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_memory(needed: int, what: str, fix: str) -> None:
+    """Refuse (one line: ``what`` needs about N GB, M GB available; ``fix``) when ``needed`` bytes exceed the
+    available memory."""
+    have = available_memory()
+    if have is not None and needed > have:
+        raise SpaceVLLMError(f"{what} needs about {_gb(needed)} of memory, {_gb(have)} available: {fix}")
+
+
+def _gb(n: int) -> str:
+    return f"{n / 2**30:,.1f} GB" if n >= 2**30 / 10 else f"{n / 2**20:,.0f} MB"

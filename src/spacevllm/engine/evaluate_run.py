@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 import torch
 from accelerate import PartialState
-from tqdm.auto import tqdm
 
 from spacevllm.data.records import Record, read_records, resolve_media
 from spacevllm.errors import SpaceVLLMError
@@ -37,34 +37,52 @@ from spacevllm.metrics.rec import rec_accuracy
 from spacevllm.metrics.stvg import SentenceScores, sampled_protocol_scores, summarize
 from spacevllm.metrics.vtg import vtg_metrics
 from spacevllm.modeling.inference import ground_batch, ground_image, load_model
+from spacevllm.progress import progress_bar
 from spacevllm.video import probe_video, read_image, uniform_frame_indices
 
 SCORED_TASKS = ("stvg", "vtg", "rec")
 
 
 def evaluate_run(
-    annotations, checkpoint, out, batch_size: int = 8, progress: bool = True, time_source: str | None = None
+    annotations,
+    checkpoint,
+    out,
+    batch_size: int = 8,
+    progress: bool = True,
+    time_source: str | None = None,
+    fail_fast: bool = False,
 ) -> dict:
     """Predict every STVG/VTG/REC record of ``annotations`` not yet in ``out`` and score all; returns the scores.
-    ``time_source``: see :func:`spacevllm.modeling.inference.load_model` (default: the checkpoint's own)."""
+    ``time_source``: see :func:`spacevllm.modeling.inference.load_model` (default: the checkpoint's own).
+
+    A record whose media cannot be used (a :class:`SpaceVLLMError`: missing, corrupt, too-short video) is reported
+    on stderr with its id, kept as a ``{"id", "task", "error"}`` row (retried by a rerun) and counted as a miss;
+    the scores then carry ``"failed": [{"id", "task", "error"}]``. ``fail_fast``: stop at the first such record
+    instead (one line naming it). Nothing is written before the first prediction (no meta or partial file)."""
     state = PartialState()
     annotations, out, checkpoint = Path(annotations), Path(out), Path(checkpoint)
     records = [r for r in read_records(annotations) if r.task in SCORED_TASKS]
     if not records:
         raise SpaceVLLMError(f"{annotations}: no stvg, vtg or rec records to evaluate")
-    if state.is_main_process:
-        _check_meta(out, annotations, checkpoint, time_source)
-    state.wait_for_everyone()
-    done = set(read_predictions(out, partials=True))
+    meta = _check_meta(out, annotations, checkpoint, time_source)
+    done = {i for i, row in read_predictions(out, partials=True).items() if "error" not in row}
     todo = [r for i, r in enumerate(records) if i % state.num_processes == state.process_index and r.id not in done]
     if todo:
         model, processor = load_model(checkpoint, time_source=time_source)
-        _predict_all(model, processor, todo, annotations, partial_path(out, state.process_index), batch_size, progress)
+        writer = _PartialWriter(partial_path(out, state.process_index), _meta_path(out), meta)
+        _predict_all(model, processor, todo, annotations, writer, batch_size, progress, fail_fast)
     state.wait_for_everyone()
     if state.is_main_process:
-        _merge(out, records)
+        _merge(out, records, meta)
     state.wait_for_everyone()
-    return score(records, read_predictions(out), annotations)
+    preds = read_predictions(out)
+    scores = score(records, preds, annotations)
+    failed = [{"id": r.id, "task": r.task, "error": preds[r.id]["error"]} for r in records if _failed(preds, r)]
+    return scores | ({"failed": failed} if failed else {})
+
+
+def _failed(preds: dict[str, dict], record: Record) -> bool:
+    return "error" in preds.get(record.id, {})
 
 
 def partial_path(out: Path, rank: int) -> Path:
@@ -75,7 +93,9 @@ def _meta_path(out: Path) -> Path:
     return out.with_name(f"{out.name}.meta.json")
 
 
-def _check_meta(out: Path, annotations: Path, checkpoint: Path, time_source: str | None = None) -> None:
+def _check_meta(out: Path, annotations: Path, checkpoint: Path, time_source: str | None = None) -> dict:
+    """The meta of this run; refuses an ``out`` whose meta file names other ones (read only: the meta file is
+    written with the first prediction, :class:`_PartialWriter`)."""
     meta = {"annotations": str(annotations.resolve()), "checkpoint": str(checkpoint.resolve())}
     if time_source is not None:
         meta["time_source"] = time_source
@@ -88,8 +108,7 @@ def _check_meta(out: Path, annotations: Path, checkpoint: Path, time_source: str
                 f"{' (time source ' + old['time_source'] + ')' if 'time_source' in old else ''}; "
                 "choose another --out or delete it"
             )
-    else:
-        write_json_atomic(path, meta)
+    return meta
 
 
 def read_predictions(out: Path, partials: bool = False) -> dict[str, dict]:
@@ -107,9 +126,11 @@ def read_predictions(out: Path, partials: bool = False) -> dict[str, dict]:
     return rows
 
 
-def _merge(out: Path, records: list[Record]) -> None:
+def _merge(out: Path, records: list[Record], meta: dict) -> None:
     rows = read_predictions(out, partials=True)
     write_jsonl_atomic(out, [rows[r.id] for r in records if r.id in rows])
+    if not _meta_path(out).is_file():
+        write_json_atomic(_meta_path(out), meta)
     for p in out.parent.glob(f"{out.name}.rank*.partial"):
         p.unlink()
 
@@ -133,18 +154,56 @@ def _batches(records: list[Record], batch_size: int) -> Iterable[list[Record]]:
             yield rs[i : i + batch_size]
 
 
-def _predict_all(model, processor, records, annotations, partial: Path, batch_size: int, progress: bool) -> None:
-    bar = tqdm(total=len(records), disable=not progress, desc="evaluate", dynamic_ncols=True)
-    with open(partial, "a", encoding="utf-8") as f, torch.no_grad():
-        if _ends_torn(partial):
-            f.write("\n")  # a kill mid-write left a partial line: start ours on a fresh line
-        for batch in _batches(records, batch_size):
-            rows = predict_batch(model, processor, batch, annotations)
-            f.write("".join(json.dumps(row) + "\n" for row in rows))
-            f.flush()
-            os.fsync(f.fileno())
-            bar.update(len(batch))
-    bar.close()
+class _PartialWriter:
+    """Appends prediction rows to a partial file, opened (and the meta file written) only with the first rows, so
+    a run that fails before its first prediction leaves nothing behind."""
+
+    def __init__(self, partial: Path, meta_path: Path, meta: dict):
+        self.partial, self.meta_path, self.meta, self.file = partial, meta_path, meta, None
+
+    def write(self, rows: list[dict]) -> None:
+        if self.file is None:
+            if not self.meta_path.is_file():
+                write_json_atomic(self.meta_path, self.meta)
+            torn = _ends_torn(self.partial)
+            self.file = open(self.partial, "a", encoding="utf-8")
+            if torn:
+                self.file.write("\n")  # a kill mid-write left a partial line: start ours on a fresh line
+        self.file.write("".join(json.dumps(row) + "\n" for row in rows))
+        self.file.flush()
+        os.fsync(self.file.fileno())
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+
+
+def _predict_all(model, processor, records, annotations, writer, batch_size: int, progress: bool, fail_fast: bool):
+    bar = progress_bar(total=len(records), enabled=progress, desc="evaluate")
+    try:
+        with torch.no_grad():
+            for batch in _batches(records, batch_size):
+                writer.write(_predict_or_fail(model, processor, batch, annotations, fail_fast))
+                bar.update(len(batch))
+    finally:
+        bar.close()
+        writer.close()
+
+
+def _predict_or_fail(model, processor, batch: list[Record], annotations: Path, fail_fast: bool) -> list[dict]:
+    """Rows of a batch; when it fails on bad input, each record alone, a record that still fails becoming an
+    ``{"id", "task", "error"}`` row (reported on stderr), or with ``fail_fast`` a one-line error naming it."""
+    try:
+        return predict_batch(model, processor, batch, annotations)
+    except SpaceVLLMError as err:
+        if len(batch) == 1:
+            record = batch[0]
+            message = f"record {record.id}: {err}"
+            if fail_fast:
+                raise SpaceVLLMError(f"{annotations}: {message} (--fail-fast)") from None
+            print(f"spacevllm evaluate run: skipped {message}", file=sys.stderr)
+            return [{"id": record.id, "task": record.task, "error": str(err)}]
+    return [row for r in batch for row in _predict_or_fail(model, processor, [r], annotations, fail_fast)]
 
 
 def predict_batch(model, processor, batch: list[Record], annotations: Path) -> list[dict]:

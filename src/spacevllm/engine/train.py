@@ -44,6 +44,7 @@ from spacevllm.data.dataset import MixtureSampler, ShardedBatches, UniSTGDataset
 from spacevllm.engine import checkpoint as ckpt
 from spacevllm.errors import SpaceVLLMError
 from spacevllm.io_utils import read_yaml, write_jsonl_atomic, write_text_atomic
+from spacevllm.progress import progress_bar
 from spacevllm.schema import Rule, check_flag, field_rule, setting, validate
 
 
@@ -83,7 +84,7 @@ class DataSection:
     # keep decoded videos in memory (small worlds; with num_workers 0)
     cache_frames: bool = setting(False, kind=bool)
     # generate_world(out_dir=train[0]'s folder, **world) when train[0] is missing
-    world: dict | None = setting(None, kind=dict, optional=True)
+    world: dict | None = setting(None, kind=dict, optional=True, keys=("n", "seed", "frames", "fps", "size", "tasks"))
 
 
 @dataclass
@@ -200,6 +201,22 @@ def build_data(cfg: TrainConfig) -> None:
     for p in cfg.data.train:
         if not Path(p).is_file():
             raise SpaceVLLMError(f"config: data.train file not found: {p}")
+
+
+def check_world(cfg: TrainConfig) -> None:
+    """With ``data.world``, a ``data.train[0]`` already on disk must be that world (its world.json): else the
+    config would silently train on other data."""
+    if cfg.data.world is None or not cfg.data.train or not Path(cfg.data.train[0]).exists():
+        return
+    from spacevllm.data.world import world_mismatch
+
+    folder = Path(cfg.data.train[0]).parent
+    differ = world_mismatch(folder, cfg.data.world)
+    if differ:
+        raise SpaceVLLMError(
+            f"data.world: {folder} holds another world ({differ}; see its world.json): remove that folder to "
+            "generate the configured one, or point data.train elsewhere"
+        )
 
 
 def build_model(cfg: TrainConfig, init_dir: Path | None = None):
@@ -656,6 +673,7 @@ def train(
     if stop_after is not None:
         check_flag("--stop-after", stop_after, Rule(kind=int, ge=1))
     mode = check_out_dir(cfg, resume, overwrite)
+    check_world(cfg)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     deepspeed = deepspeed or _launcher_deepspeed()
@@ -824,10 +842,8 @@ def _loop(cfg, acc, model, processor, optimizer, scheduler, batches, step, progr
     steps and the loss is scaled by 1/k (DeepSpeed: inside its engine) once every ``optim.grad_accum``. The
     DataLoader is not prepared, so accelerate never learns where it ends (GradientState.end_of_dataloader stays
     False): the sampler yields whole steps (k micro-batches each) and every step ends on a synchronizing one."""
-    from tqdm.auto import tqdm
-
     o, ga = cfg.optim, cfg.optim.grad_accum
-    bar = tqdm(total=o.max_steps, initial=step, disable=not (progress and acc.is_main_process), dynamic_ncols=True)
+    bar = progress_bar(total=o.max_steps, initial=step, enabled=progress and acc.is_main_process, desc="train")
     terms: dict[str, float] = {}
     t0, seen0 = time.perf_counter(), step
     model.train()

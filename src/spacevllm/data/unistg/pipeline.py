@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from spacevllm.box_ops import elementwise_box_iou
 from spacevllm.data.records import Record, read_records, resolve_media
@@ -31,6 +30,7 @@ from spacevllm.data.unistg.sample import Drop, Sample, Stage, to_record
 from spacevllm.errors import SpaceVLLMError
 from spacevllm.io_utils import check_output, write_json_atomic, write_jsonl_atomic
 from spacevllm.metrics.stvg import tube_scores
+from spacevllm.progress import progress_bar
 
 
 @dataclass
@@ -232,7 +232,7 @@ def _execute(config: dict, todo: list, out: Path, progress: bool, total: int) ->
 
 
 def _bar(enabled: bool, total: int, initial: int):
-    return tqdm(total=total, initial=initial, unit="video", desc="unistg", disable=not enabled)
+    return progress_bar(total=total, initial=initial, unit="video", desc="unistg", enabled=enabled)
 
 
 _WORKER: dict = {}

@@ -7,6 +7,6 @@ exact ground truth, and Uni-STG records for STVG, VTG, REC and QA (``spacevllm s
 - :mod:`~spacevllm.data.world.generate`: :func:`generate_world` writes a split; :func:`world_stats` measures baselines.
 """
 
-from spacevllm.data.world.generate import WORLD_TASKS, generate_world, world_stats
+from spacevllm.data.world.generate import WORLD_TASKS, generate_world, world_mismatch, world_stats
 
-__all__ = ["WORLD_TASKS", "generate_world", "world_stats"]
+__all__ = ["WORLD_TASKS", "generate_world", "world_mismatch", "world_stats"]

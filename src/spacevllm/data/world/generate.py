@@ -38,7 +38,6 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from tqdm import tqdm
 
 from spacevllm.box_ops import elementwise_box_iou
 from spacevllm.data.records import Record, read_records, validate_record
@@ -46,9 +45,10 @@ from spacevllm.data.world import captions
 from spacevllm.data.world.render import render_scene
 from spacevllm.data.world.scene import Scene, sample_scene
 from spacevllm.errors import SpaceVLLMError
-from spacevllm.io_utils import atomic_path, write_json_atomic, write_jsonl_atomic
+from spacevllm.io_utils import atomic_path, check_memory, write_json_atomic, write_jsonl_atomic
 from spacevllm.metrics.stvg import tube_scores
 from spacevllm.metrics.vtg import temporal_iou
+from spacevllm.progress import progress_bar
 from spacevllm.time_ops import format_time_range
 from spacevllm.video import write_video
 
@@ -81,8 +81,11 @@ def generate_world(
     or an unwritable ``out_dir``.
     """
     n, seed, frames, size, tasks = _check_options(n, seed, frames, fps, size, tasks)
+    check_memory(scene_memory(frames, size), f"a scene of {frames} frames of {size}x{size}", "use fewer --frames "
+                 "or a smaller --size")  # fmt: skip
     fps = float(fps)
-    out = _prepare(Path(out_dir), {"format": FORMAT_VERSION, "frames": frames, "fps": fps, "size": size})
+    options = {"format": FORMAT_VERSION, "frames": frames, "fps": fps, "size": size}
+    out = _prepare(Path(out_dir), options)
     records, scenes = [], []
     try:
         for index in _progress(range(n), progress, f"world seed {seed}"):
@@ -92,9 +95,30 @@ def generate_world(
             scenes.append(scene_row)
         write_jsonl_atomic(out / "scenes.jsonl", scenes)
         write_jsonl_atomic(out / "records.jsonl", records)
+        write_json_atomic(out / "world.json", options | {"records": {"n": n, "seed": seed, "tasks": list(tasks)}})
+        _remove_stale_temporaries(out)
     except OSError as err:
         raise SpaceVLLMError(f"{err.filename or out}: cannot write ({err.strerror or err})") from None
     return out / "records.jsonl"
+
+
+# peak bytes of rendering one scene per byte of its uint8 clip (frames x size x size x 3): float work arrays;
+# measured with tracemalloc: 24-28 for 16-200 frames of 64-256 pixels
+RENDER_BYTES_PER_PIXEL_BYTE = 28
+
+
+def scene_memory(frames: int, size: int) -> int:
+    """Bytes of memory rendering and encoding one scene of ``frames`` frames of ``size`` x ``size`` needs (about)."""
+    return RENDER_BYTES_PER_PIXEL_BYTE * frames * size * size * 3
+
+
+def _remove_stale_temporaries(out: Path) -> None:
+    """Delete the hidden ``.NAME.*.tmp`` files a killed run left in videos/ and images/ (atomic writes that never
+    completed); called after a successful run."""
+    for folder in (out / "videos", out / "images"):
+        for tmp in folder.glob(".*.tmp"):
+            if tmp.is_file():
+                tmp.unlink(missing_ok=True)
 
 
 def _check_options(n, seed, frames, fps, size, tasks) -> tuple:
@@ -129,13 +153,15 @@ def _as_int(v) -> int | None:
 
 
 def _prepare(out: Path, options: dict) -> Path:
-    """Create ``out`` and record the options; refuse a folder generated with other frames/fps/size."""
+    """Create ``out`` and record the options; refuse a folder holding a world generated with other frames/fps/size
+    (a manifest without any media or records, left by a run that failed, is replaced)."""
     manifest = out / "world.json"
     try:
         (out / "videos").mkdir(parents=True, exist_ok=True)
         (out / "images").mkdir(exist_ok=True)
-        if manifest.is_file():
+        if manifest.is_file() and _has_world(out):
             old = json.loads(manifest.read_text(encoding="utf-8"))
+            old.pop("records", None)  # what records.jsonl holds (world_matches); any n, seed and tasks may follow
             if old != options:
                 raise SpaceVLLMError(f"{out} holds a world made with other options ({old}); use another --out")
         else:
@@ -145,10 +171,43 @@ def _prepare(out: Path, options: dict) -> Path:
     return out
 
 
+def world_mismatch(out_dir: str | os.PathLike, options: dict) -> str | None:
+    """How the world whose ``records.jsonl`` is in ``out_dir`` differs from :func:`generate_world` ``options``
+    (n, seed, frames, fps, size, tasks; defaults filled), e.g. ``"seed 0, not 12345"``; None when it matches or
+    when its ``world.json`` (older versions) does not say."""
+    try:
+        held = json.loads((Path(out_dir) / "world.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(held, dict) or not isinstance(held.get("records"), dict):
+        return None
+    held = held | held["records"]
+    wanted = {"frames": 16, "fps": 5.0, "size": 64, "tasks": list(WORLD_TASKS)} | dict(options)
+    if isinstance(wanted["tasks"], str):
+        wanted["tasks"] = [t.strip() for t in wanted["tasks"].split(",") if t.strip()]
+    differ = [f"{k} {held.get(k)!r}, not {v!r}" for k, v in wanted.items() if _differs(held.get(k), v)]
+    return "; ".join(differ) or None
+
+
+def _differs(a, b) -> bool:
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
+        return float(a) != float(b)
+    if isinstance(a, list) and isinstance(b, (list, tuple)):
+        return list(a) != list(b)
+    return a != b
+
+
+def _has_world(out: Path) -> bool:
+    """Whether ``out`` holds records or any finished media file."""
+    if (out / "records.jsonl").exists():
+        return True
+    return any(not p.name.startswith(".") for folder in ("videos", "images") for p in (out / folder).iterdir())
+
+
 def _progress(it, enabled: bool, desc: str):
     if not enabled:
         return it
-    return tqdm(it, desc=desc, unit="scene")
+    return progress_bar(it, desc=desc, unit="scene")
 
 
 # --- one scene ----------------------------------------------------------------------------------------------------
