@@ -13,6 +13,7 @@ as ``--source``. docs/checkpoints.md: which video token layout each source gets.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from spacevllm.errors import SpaceVLLMError
 from spacevllm.io_utils import check_output
@@ -59,6 +60,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args) -> int:
     check_output(args.out, "folder")
+    check_not_inside(args.out, args.finer_patches or args.source)
     if args.finer_patches:
         out = refine_patch_grid(args.finer_patches, args.out, args.factor, args.pool_stride)
     else:
@@ -68,6 +70,14 @@ def run(args) -> int:
         print(layout_line(out))
     print(f"wrote SpaceVLLM checkpoint to {out}")
     return 0
+
+
+def check_not_inside(out, source) -> None:
+    """Refuse an ``--out`` that is the source folder or inside it (writing it would replace the source)."""
+    out_path, src_path = Path(out).resolve(), Path(source).resolve()
+    if out_path == src_path or src_path in out_path.parents:
+        where = "is" if out_path == src_path else "is inside"
+        raise SpaceVLLMError(f"--out {out} {where} the source folder {source}: choose another folder")
 
 
 def layout_line(folder) -> str:

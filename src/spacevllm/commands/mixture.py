@@ -18,6 +18,7 @@ from spacevllm.data.mixture import (
     FORMATS,
     Source,
     build_mixture,
+    check_mixture_memory,
     format_report,
     load_mixture_config,
     read_source,
@@ -26,6 +27,7 @@ from spacevllm.data.mixture import (
 from spacevllm.data.records import write_records
 from spacevllm.errors import SpaceVLLMError
 from spacevllm.io_utils import check_output, write_json_atomic
+from spacevllm.schema import Rule, check_flag
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -66,9 +68,8 @@ def run_build(args) -> int:
     if args.seed is not None:
         config.seed = args.seed
     if args.scale is not None:
-        if not args.scale > 0:
-            raise SpaceVLLMError(f"--scale must be positive, got {args.scale}")
-        config.scale = args.scale
+        config.scale = check_flag("--scale", args.scale, Rule(kind=float, gt=0))
+    check_mixture_memory(config)  # before any source is read
     out = check_output(args.out, "folder")
     records, report = build_mixture(config, skip_missing=args.skip_missing)
     write_records(out / "records.jsonl", rebase_media(records, out))
