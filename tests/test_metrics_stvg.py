@@ -264,10 +264,16 @@ def _random_vidstg(rng, n):
         )
         ps = int(rng.integers(ub - 20, ue))
         pe = ps + int(rng.integers(0, 600))
-        jitter = {f: [v + float(rng.normal(0, 15)) for v in boxes.get(f, [0, 0, 50, 50])] for f in range(ps, pe)}
+        jitter = {f: _ordered([v + float(rng.normal(0, 15)) for v in boxes.get(f, [0, 0, 50, 50])])
+                  for f in range(ps, pe)}  # fmt: skip
         preds[str(i)] = {"sted": [ps, pe], "boxes": {str(f): b for f, b in jitter.items() if f >= 0}}
         entries.append({"ub": ub, "ue": ue, "tb": tb, "te": te, "fps": fps, "boxes": boxes})
     return records, preds, entries
+
+
+def _ordered(b: list[float]) -> list[float]:
+    """Corners sorted: an inverted box in a prediction file is an error (spacevllm.metrics.predictions)."""
+    return [min(b[0], b[2]), min(b[1], b[3]), max(b[0], b[2]), max(b[1], b[3])]
 
 
 def test_vectorized_matches_tubedetr_loop_on_random_vidstg():

@@ -113,6 +113,8 @@ def read_yaml(path: str | Path):
     """The parsed YAML file (an empty file is ``{}``). Raises :class:`SpaceVLLMError` naming the file when it is
     missing, unreadable or not valid YAML."""
     path = Path(path)
+    if path.is_dir():
+        raise SpaceVLLMError(f"{path}: is a folder, not a config file")
     if not path.is_file():
         raise SpaceVLLMError(f"{path}: no such config file")
     try:
@@ -127,6 +129,8 @@ def load_json(path: str | os.PathLike):
     """The parsed JSON file (``json.load``). Raises :class:`InputFileError` naming the file when it is missing,
     not valid JSON or not UTF-8."""
     path = Path(path)
+    if path.is_dir():
+        raise InputFileError(path, "is a folder, not a JSON file")
     if not path.is_file():
         raise InputFileError(path, "no such file")
     try:

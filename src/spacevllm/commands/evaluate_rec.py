@@ -28,7 +28,14 @@ from pathlib import Path
 
 from spacevllm.data.readers.refcoco import BBOX_FORMATS, read_rec_jsonl, read_refcoco, split_matches
 from spacevllm.errors import InputFileError, SpaceVLLMError
-from spacevllm.metrics.predictions import PRED_UNITS, align_predictions, load_prediction_map, miss_report, parse_rec_box
+from spacevllm.metrics.predictions import (
+    PRED_UNITS,
+    align_predictions,
+    load_prediction_map,
+    miss_report,
+    parse_rec_box,
+    units_warning,
+)
 from spacevllm.metrics.rec import rec_accuracy
 from spacevllm.metrics.table import format_table
 
@@ -61,6 +68,8 @@ def run(args) -> int:
     keys = [(i, r.id) for i, r in entries]
     pred = load_prediction_map(args.predictions)
     aligned = align_predictions(pred, keys, args.predictions, args.annotations, ignore=other_splits)
+    if warning := units_warning([value for _, value in aligned], args.pred_units, args.predictions):
+        print(warning, file=sys.stderr)
     preds = [
         parse_rec_box(value, key, args.predictions, args.pred_units, r.width, r.height)
         for (key, value), (_, r) in zip(aligned, entries)

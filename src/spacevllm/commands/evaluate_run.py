@@ -54,7 +54,8 @@ def run(args) -> int:
         torch.set_num_threads(args.threads)
     annotations = Path(args.annotations)
     if not annotations.is_file():
-        raise SpaceVLLMError(f"{annotations}: annotations file not found")
+        what = "is a folder, not a records file" if annotations.is_dir() else "annotations file not found"
+        raise SpaceVLLMError(f"{annotations}: {what}")
     checkpoint = Path(args.checkpoint) if args.checkpoint else default_checkpoint_path()
     out = check_output(args.out or annotations.with_name(annotations.stem + ".predictions.jsonl"), "file")
     scores = evaluate_run(

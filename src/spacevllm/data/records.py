@@ -131,7 +131,7 @@ def read_text_lines(path: str | Path) -> list[str]:
     """The file's lines (without line ends); one-line errors for a missing or non-UTF-8 file."""
     path = Path(path)
     if not path.is_file():
-        raise InputFileError(path, "no such file")
+        raise InputFileError(path, "is a folder, not a records file" if path.is_dir() else "no such file")
     try:
         return path.read_text(encoding="utf-8").splitlines()
     except UnicodeDecodeError as e:

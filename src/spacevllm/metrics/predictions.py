@@ -11,6 +11,11 @@ All three formats are one JSON object ``{"<key>": value}`` (``spacevllm evaluate
 VTG and REC keys are a record's id or its 0-based line index in the annotations (:func:`align_predictions`);
 a record without a key, an unreadable answer or null is a miss (``None``) that stays in the denominator.
 Malformed values raise :class:`InputFileError` naming the file, the key and the field.
+
+One rule for order, in all three formats: numbers in a prediction file must be ordered (``start <= end``,
+``x1 <= x2``, ``y1 <= y2``); an inverted interval, ``sted`` or box is such an error, never swapped or scored 0.
+Free-text answers are read like the model's own output (:func:`spacevllm.time_ops.parse_time_range`,
+:func:`spacevllm.text_coords.find_box`). :func:`units_warning`: boxes that cannot be in the ``--pred-units`` given.
 """
 
 from __future__ import annotations
@@ -83,7 +88,8 @@ def miss_report(aligned: list[tuple], parsed: list, what: str) -> str:
 def parse_interval(value, key: str, path, parse: Callable = parse_time_range) -> tuple[float, float] | None:
     """One VTG value -> closed ``(start, end)`` seconds, or None for a miss (absent, null, unreadable text).
 
-    Text goes through ``parse`` (default :func:`spacevllm.time_ops.parse_time_range`); a reversed pair is swapped.
+    Text goes through ``parse`` (default :func:`spacevllm.time_ops.parse_time_range`); a numeric pair must have
+    start <= end (the module's rule on order).
     """
     if value is MISSING or value is None:
         return None
@@ -96,7 +102,9 @@ def parse_interval(value, key: str, path, parse: Callable = parse_time_range) ->
         msg = f"must be [start_s, end_s] (numbers >= 0), the answer text, or null; got {json.dumps(value)[:80]}"
         raise InputFileError(path, msg, record=key, field="prediction")
     start, end = float(value[0]), float(value[1])
-    return (start, end) if start <= end else (end, start)
+    if start > end:
+        raise InputFileError(path, f"needs start <= end, got {value!r}", record=key, field="prediction")
+    return start, end
 
 
 def _is_time(v) -> bool:
@@ -124,6 +132,26 @@ def parse_rec_box(value, key, path, units: str = "pixel", width=None, height=Non
         return box
     sx, sy = width / scale, height / scale
     return [box[0] * sx, box[1] * sy, box[2] * sx, box[3] * sy]
+
+
+def units_warning(values: Sequence, units: str, path) -> str | None:
+    """A warning when numeric boxes among ``values`` (prediction values) exceed the full side that ``units`` reads
+    coordinates against (e.g. pixel-sized values under ``normalized``: they would all score 0), else None."""
+    side = PRED_UNITS[units]
+    if side is None:
+        return None
+    boxes = [v for v in values if isinstance(v, (list, tuple)) and len(v) == 4 and all(_is_number(x) for x in v)]
+    over = sum(max(map(float, b)) > side * 1.01 for b in boxes)
+    if not over:
+        return None
+    return (
+        f"spacevllm evaluate: warning: {over} of {len(boxes)} numeric boxes in {path} have coordinates above {side:g}, "
+        f"the full side under --pred-units {units}: are they in pixels (--pred-units pixel)?"
+    )
+
+
+def _is_number(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
 def _numeric_box(value, key: str, path) -> list[float]:
@@ -189,6 +217,10 @@ def _parse_boxes(boxes, path, key: str) -> tuple[np.ndarray, np.ndarray]:
         raise InputFileError(
             path, f"must be 4 finite numbers [x1, y1, x2, y2], got {boxes[k]!r}", record=key, field=f"boxes[{k!r}]"
         )
+    inverted = (arr[:, 2] < arr[:, 0]) | (arr[:, 3] < arr[:, 1])
+    if inverted.any():
+        k = list(boxes)[int(np.argmax(inverted))]
+        raise InputFileError(path, f"needs x2 >= x1 and y2 >= y1, got {boxes[k]!r}", record=key, field=f"boxes[{k!r}]")
     frames = np.fromiter(map(int, boxes), np.int64, len(boxes))
     if len(frames) > 1 and not (frames[1:] > frames[:-1]).all():
         order = np.argsort(frames, kind="stable")

@@ -112,7 +112,7 @@ def load_durations(path: str | Path) -> dict[str, float]:
     """``{video id: seconds}`` from a JSON object or a Charades CSV (columns ``id`` and ``length``)."""
     path = Path(path)
     if not path.is_file():
-        raise InputFileError(path, "no such file")
+        raise InputFileError(path, "is a folder, not an annotation file" if path.is_dir() else "no such file")
     if path.suffix.lower() == ".csv":
         return _csv_durations(path)
     try:

@@ -82,7 +82,7 @@ def load_plain_pickle(path: str | Path):
     """
     path = Path(path)
     if not path.is_file():
-        raise InputFileError(path, "no such file")
+        raise InputFileError(path, "is a folder, not an annotation file" if path.is_dir() else "no such file")
     data = path.read_bytes()
     for encoding in ("utf-8", "latin-1"):
         try:

@@ -52,7 +52,7 @@ def decode_frames(path: str | Path, indices: list[int]) -> dict[int, np.ndarray]
     past the end of the video are absent. Raises :class:`VideoError` for a missing or unreadable file."""
     path, wanted, out = Path(path), set(indices), {}
     if not path.is_file():
-        raise VideoError(f"{path}: video file not found")
+        raise VideoError(f"{path}: {'is a folder, not a video file' if path.is_dir() else 'video file not found'}")
     try:
         with av.open(str(path)) as container:
             stream = container.streams.video[0]

@@ -147,7 +147,7 @@ def read_samples(path: str | Path) -> Iterator[Sample]:
     naming the file, the line (and id) and the field."""
     path = Path(path)
     if not path.is_file():
-        raise InputFileError(path, "no such file")
+        raise InputFileError(path, "is a folder, not a detections file" if path.is_dir() else "no such file")
     with open(path, encoding="utf-8") as f:
         for i, line in enumerate(f):
             if line.strip():
