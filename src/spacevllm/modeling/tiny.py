@@ -36,8 +36,11 @@ def build_tokenizer(words=None, vocab_size: int = 600) -> PreTrainedTokenizerFas
         [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False)]
     )
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size, special_tokens=CHAT_TOKENS, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    trainer = trainers.BpeTrainer(  # show_progress: its bar writes blank lines to stdout (Rust) off a terminal
+        vocab_size=vocab_size,
+        special_tokens=CHAT_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
     )
     corpus = list(BASE_CORPUS) + list(words or []) + ["0123456789 . , : ; [ ] ( ) ? \" ' -"]
     tok.train_from_iterator([" ".join(corpus)] * 2, trainer)
