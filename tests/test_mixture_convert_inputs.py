@@ -31,6 +31,11 @@ def test_mixture_scale_too_large_is_refused_before_reading(tmp_path, capsys, mon
     assert not out.exists()
 
 
+def test_mixture_bad_seed(tmp_path, capsys):
+    argv = ["mixture", "build", "--config", WORLD_TINY, "--out", str(tmp_path / "m"), "--seed", "-3"]
+    _fails(argv, capsys, "--seed must be an integer >= 0, got -3")
+
+
 @pytest.mark.parametrize("scale", ["0", "-1", "nan", "inf"])
 def test_mixture_bad_scale(scale, tmp_path, capsys):
     argv = ["mixture", "build", "--config", WORLD_TINY, "--out", str(tmp_path / "m"), "--scale", scale]

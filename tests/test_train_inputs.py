@@ -100,6 +100,7 @@ def test_bad_config_values_name_file_and_key(change, message, world, tmp_path, c
         (["--threads", "0"], "--threads must be an integer >= 1, got 0"),
         (["--threads", "-1"], "--threads must be an integer >= 1, got -1"),
         (["--resume", "--overwrite"], "--resume and --overwrite exclude each other"),
+        (["--init", "/nonexistent/model"], "model.init: checkpoint folder not found: /nonexistent/model"),
     ],
 )
 def test_bad_flags_are_named(flags, message, world, tmp_path, capsys, no_work):

@@ -66,7 +66,7 @@ def run(args) -> int:
 def run_build(args) -> int:
     config = load_mixture_config(args.config, args.root)
     if args.seed is not None:
-        config.seed = args.seed
+        config.seed = check_flag("--seed", args.seed, Rule(kind=int, ge=0))
     if args.scale is not None:
         config.scale = check_flag("--scale", args.scale, Rule(kind=float, gt=0))
     check_mixture_memory(config)  # before any source is read

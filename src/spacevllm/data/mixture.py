@@ -115,8 +115,8 @@ def parse_mixture_config(raw, root: Path, where="<config>") -> MixtureConfig:
     if not (isinstance(scale, (int, float)) and not isinstance(scale, bool) and 0 < scale < math.inf):
         raise SpaceVLLMError(f"{where}: 'scale' must be a positive number, got {scale!r}")
     seed = raw.get("seed", 0)
-    if not isinstance(seed, int) or isinstance(seed, bool):
-        raise SpaceVLLMError(f"{where}: 'seed' must be an integer, got {seed!r}")
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise SpaceVLLMError(f"{where}: 'seed' must be an integer >= 0, got {seed!r}")
     return MixtureConfig(dict(tasks), parsed, seed, float(scale), bool(raw.get("replace", True)))
 
 

@@ -219,6 +219,19 @@ def check_world(cfg: TrainConfig) -> None:
         )
 
 
+def check_inputs(cfg: TrainConfig) -> None:
+    """The files the run reads exist before anything is built: ``model.init`` (a folder) and every ``data.train``
+    file (the first may be missing when ``data.world`` generates it)."""
+    if cfg.model.init and not Path(cfg.model.init).is_dir():
+        what = "is a file; a checkpoint is a model folder" if Path(cfg.model.init).exists() else "folder not found"
+        raise SpaceVLLMError(f"model.init: checkpoint {what}: {cfg.model.init}")
+    if not cfg.data.train:
+        raise SpaceVLLMError("config: data.train lists no records file")
+    for i, p in enumerate(cfg.data.train):
+        if not Path(p).is_file() and not (i == 0 and cfg.data.world is not None and not Path(p).exists()):
+            raise SpaceVLLMError(f"config: data.train file not found: {p}")
+
+
 def build_model(cfg: TrainConfig, init_dir: Path | None = None):
     """(model, processor): from ``init_dir`` (a resume), ``model.init``, or a new tiny checkpoint in OUT/init."""
     from spacevllm.modeling import SpaceVLLMConfig, SpaceVLLMForConditionalGeneration, SpaceVLLMProcessor
@@ -674,6 +687,7 @@ def train(
         check_flag("--stop-after", stop_after, Rule(kind=int, ge=1))
     mode = check_out_dir(cfg, resume, overwrite)
     check_world(cfg)
+    check_inputs(cfg)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     deepspeed = deepspeed or _launcher_deepspeed()
