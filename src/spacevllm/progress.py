@@ -46,4 +46,6 @@ def progress_bar(iterable=None, *, enabled: bool = True, **kwargs) -> tqdm:
         return tqdm(iterable, disable=True, **kwargs)
     if is_terminal():
         return tqdm(iterable, file=sys.stderr, dynamic_ncols=True, **kwargs)
-    return tqdm(iterable, file=_Lines(sys.stderr), mininterval=LOG_INTERVAL, ncols=100, **kwargs)
+    return tqdm(
+        iterable, file=_Lines(sys.stderr), mininterval=LOG_INTERVAL, maxinterval=LOG_INTERVAL, ncols=100, **kwargs
+    )
