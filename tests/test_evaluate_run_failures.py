@@ -16,9 +16,9 @@ from spacevllm.modeling.tiny import build_tiny_checkpoint
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
-    """A world of 2 scenes whose first STVG record points at a corrupt video; the checkpoint."""
+    """A world of 1 scene whose first STVG record points at a corrupt video; the checkpoint."""
     folder = tmp_path_factory.mktemp("world")
-    records = generate_world(folder, n=2, seed=3, tasks="stvg,vtg")
+    records = generate_world(folder, n=1, seed=3, tasks="stvg,vtg")
     (folder / "videos" / "broken.mp4").write_bytes(b"\x00not a video" * 100)
     rows = [json.loads(line) for line in records.read_text().splitlines()]
     rows[0]["video"] = "videos/broken.mp4"
