@@ -298,8 +298,9 @@ def format_table(cells: list[dict], paper: dict) -> str:
     groups: dict[tuple, list[dict]] = {}
     for e in cells_json(cells):
         groups.setdefault((e["row"], e["time_source"]), []).append(e)
-    head = "| row | time from | seeds | " + " | ".join(METRICS) + " | samples | train min | paper (" + ", ".join(METRICS)
-    lines = [head + ") |", "|" + "---|" * (6 + len(METRICS))]
+    names = " | ".join(METRICS)
+    head = f"| row | time from | seeds | {names} | samples | train min | paper ({', '.join(METRICS)}) |"
+    lines = [head, "|" + "---|" * (6 + len(METRICS))]
     for (row, source), es in groups.items():
         stats = [_mean_range([100 * e[m] for e in es]) for m in METRICS]
         p = paper_numbers(row, paper)
