@@ -60,6 +60,14 @@ def test_cells_share_world_budget_and_differ_by_seed(ab, tmp_path):
     assert ab.config_hash(a) == ab.config_hash(ab.cell_config("full", 0, tmp_path / "elsewhere"))
 
 
+def test_world_recipe_is_one_file_from_scratch_with_world_generation():
+    from spacevllm.engine.train import load_config
+
+    cfg = load_config(REPO / "src/spacevllm/configs/train/world.yaml")
+    assert cfg.model.init is None and cfg.model.tiny["time_source"] == "pointer"
+    assert cfg.data.world is not None and cfg.data.task_weights["stvg"] > sum(cfg.data.task_weights.values()) / 2
+
+
 def test_unknown_row_is_refused(ab, tmp_path):
     with pytest.raises(SystemExit, match="unknown row 'queries'"):
         ab.cell_config("queries", 0, tmp_path)
@@ -126,4 +134,7 @@ def test_smoke_trains_and_scores_every_row(ab, tmp_path):
     by_row = {c["row"]: c for c in cells}
     assert by_row["queries_16"]["config_hash"] == by_row["full"]["config_hash"]
     assert len({c["config_hash"] for c in cells}) == len(cells) - 1
+    # world.yaml's model ships its time source in the config.json training writes (no hand edit)
+    shipped = json.loads((tmp_path / "cells" / by_row["full"]["config_hash"] / "final" / "config.json").read_text())
+    assert shipped["time_source"] == "pointer" and shipped["lambda_pointer"] > 0
     assert (sorted(ab.RESULTS.glob("*")) if ab.RESULTS.is_dir() else []) == committed
