@@ -17,7 +17,7 @@ TINY_FRAMES = 4  # the tiny checkpoint's num_frames
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    pytest.importorskip("spacevllm.modeling.tiny")
+
     from spacevllm.modeling.tiny import build_tiny_checkpoint
 
     return build_tiny_checkpoint(tmp_path_factory.mktemp("ckpt"), num_frames=TINY_FRAMES, image_size=32, patch_size=16)

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import json
 import types
-from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import REAL_CLIP
 
 from spacevllm import assets
 from spacevllm.box_ops import elementwise_box_iou
@@ -103,18 +103,6 @@ def test_demo_out_that_is_a_file_fails_before_grounding(tmp_path, capsys, under_
 
 
 # --- real clips, rotation, variable frame rate, bad input ----------------------------------------------------------
-
-REAL_CLIP = Path(__file__).parent / "data" / "bigbuckbunny_256x144.mp4"  # 75 frames at 25 fps, 256x144
-
-
-@pytest.fixture(scope="module")
-def default_model():
-    from spacevllm import assets
-
-    pytest.importorskip("spacevllm.modeling.inference")
-    if not (assets.ASSETS / "default_model" / "config.json").is_file():
-        pytest.skip("the embedded default model is not built yet")
-    return assets.default_checkpoint_path()
 
 
 def test_demo_on_a_rotated_clip_draws_upright(default_model, tmp_path, capsys):

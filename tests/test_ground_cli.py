@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 import shutil
 from dataclasses import replace
-from pathlib import Path
 
 import av
 import numpy as np
 import pytest
+from helpers import REAL_CLIP
 
 from spacevllm.cli import main
 from spacevllm.modeling.tiny import build_tiny_checkpoint
@@ -180,18 +180,6 @@ def test_image_box_is_in_the_displayed_orientation(checkpoint, tmp_path, capsys)
 
 
 # --- the embedded default model on a real clip, and its variable-frame-rate and rotated versions ----------------
-
-REAL_CLIP = Path(__file__).parent / "data" / "bigbuckbunny_256x144.mp4"  # 75 frames at 25 fps, 256x144
-
-
-@pytest.fixture(scope="module")
-def default_model():
-    from spacevllm import assets
-
-    pytest.importorskip("spacevllm.modeling.inference")
-    if not (assets.ASSETS / "default_model" / "config.json").is_file():
-        pytest.skip("the embedded default model is not built yet")
-    return assets.default_checkpoint_path()
 
 
 def _ground_json(capsys, video, *extra) -> dict:

@@ -155,8 +155,6 @@ def default_model():
     from spacevllm import assets
     from spacevllm.modeling.inference import load_model
 
-    if not (assets.ASSETS / "default_model" / "config.json").is_file():
-        pytest.skip("the embedded default model is not built yet")
     model, processor = load_model(assets.ASSETS / "default_model", device="cpu", dtype="float32")
     info = json.loads((assets.ASSETS / "sample" / "sample.json").read_text())
     return model, processor, assets.ASSETS / "sample" / "sample.mp4", info["query"]

@@ -8,18 +8,10 @@ import json
 
 import pytest
 import yaml
+from helpers import fails_with_one_line
 
 from spacevllm.cli import main
 from spacevllm.engine.train import check_world, load_config
-
-
-def _fails(argv, capsys, *needles) -> str:
-    assert main(argv) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "Traceback" not in err, err
-    for needle in needles:
-        assert needle in err, err
-    return err
 
 
 @pytest.mark.parametrize("flag, value, gb", [("--frames", "100000", "32.0 GB"), ("--size", "100000", "12,517")])
@@ -29,7 +21,7 @@ def test_too_large_is_refused_up_front_with_the_memory_it_needs(flag, value, gb,
     monkeypatch.setattr(io_utils, "available_memory", lambda: 8 * 2**30)
     out = tmp_path / "w"
     argv = ["synth-world", "--out", str(out), "--n", "1", "--seed", "0", flag, value, "--no-progress"]
-    _fails(argv, capsys, "needs about", gb, "8.0 GB available", "--frames", "--size")
+    fails_with_one_line(argv, capsys, "needs about", gb, "8.0 GB available", "--frames", "--size")
     assert not out.exists()
 
 
@@ -44,7 +36,9 @@ def test_a_failed_runs_manifest_does_not_block_and_stale_temporaries_go(tmp_path
     world = json.loads((out / "world.json").read_text())
     assert world["frames"] == 16 and world["records"] == {"n": 1, "seed": 0, "tasks": ["stvg", "vtg", "rec", "qa"]}
     # a world with media is still protected against other options
-    _fails(["synth-world", "--out", str(out), "--n", "1", "--seed", "0", "--frames", "8"], capsys, "other options")
+    fails_with_one_line(
+        ["synth-world", "--out", str(out), "--n", "1", "--seed", "0", "--frames", "8"], capsys, "other options"
+    )
 
 
 def test_train_refuses_a_world_on_disk_that_is_not_data_world(tmp_path, capsys):
@@ -56,7 +50,9 @@ def test_train_refuses_a_world_on_disk_that_is_not_data_world(tmp_path, capsys):
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump(cfg))
     capsys.readouterr()
-    _fails(["train", "--config", str(path), "--no-progress"], capsys, "data.world", "seed 0, not 12345", "world.json")
+    fails_with_one_line(
+        ["train", "--config", str(path), "--no-progress"], capsys, "data.world", "seed 0, not 12345", "world.json"
+    )
     assert not (tmp_path / "run").exists()
     cfg["data"]["world"] = {"n": 1, "seed": 0}
     path.write_text(yaml.safe_dump(cfg))
@@ -68,4 +64,4 @@ def test_data_world_keys_are_checked(tmp_path, capsys):
     cfg["data"]["world"] = {"n": 8, "sed": 1}
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump(cfg))
-    _fails(["train", "--config", str(path)], capsys, "c.yaml", "data.world has unknown key 'sed'")
+    fails_with_one_line(["train", "--config", str(path)], capsys, "c.yaml", "data.world has unknown key 'sed'")

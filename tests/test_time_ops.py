@@ -197,6 +197,7 @@ def test_snap_time_range_hand_cases():
         snap_time_range(1.0, 2.0, [])
 
 
+@example(1.0, 1.1e-156, [0.0, 1.1e-156])  # 1 - 1.1e-156 rounds to 1: a float tie that once put end before start
 @given(seconds, seconds, st.lists(seconds, min_size=1, max_size=40))
 def test_snap_time_range_lands_on_the_nearest_sampled_times(a, b, times):
     times = np.sort(np.array(times))

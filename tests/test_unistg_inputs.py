@@ -7,6 +7,7 @@ import json
 
 import pytest
 import yaml
+from helpers import fails_with_one_line
 
 from spacevllm.cli import main
 
@@ -18,15 +19,6 @@ def records(tmp_path_factory):
     from spacevllm.data.world import generate_world
 
     return generate_world(tmp_path_factory.mktemp("world"), n=2, seed=5)
-
-
-def _fails(argv, capsys, *needles) -> str:
-    assert main(argv) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "Traceback" not in err, err
-    for needle in needles:
-        assert needle in err, err
-    return err
 
 
 def _config(tmp_path, change: dict):
@@ -53,7 +45,7 @@ def _config(tmp_path, change: dict):
 def test_bad_config_values_name_file_and_key(change, message, records, tmp_path, capsys):
     config = _config(tmp_path, change)
     out = tmp_path / "out"
-    _fails(["unistg", "run", "--config", str(config), "--input", str(records), "--out", str(out)], capsys,
+    fails_with_one_line(["unistg", "run", "--config", str(config), "--input", str(records), "--out", str(out)], capsys,
            "u.yaml", message)  # fmt: skip
     assert not out.exists()
 
@@ -61,7 +53,7 @@ def test_bad_config_values_name_file_and_key(change, message, records, tmp_path,
 @pytest.mark.parametrize("flag, value", [("--limit", "0"), ("--workers", "0"), ("--limit", "-2")])
 def test_bad_flags(flag, value, records, tmp_path, capsys):
     argv = ["unistg", "run", "--config", CONFIG, "--input", str(records), "--out", str(tmp_path / "o"), flag, value]
-    _fails(argv, capsys, f"{flag} must be an integer >= 1, got {value}")
+    fails_with_one_line(argv, capsys, f"{flag} must be an integer >= 1, got {value}")
 
 
 def test_a_failed_run_does_not_refuse_the_fixed_config(records, tmp_path, capsys):
@@ -76,9 +68,9 @@ def test_a_failed_run_does_not_refuse_the_fixed_config(records, tmp_path, capsys
 
 
 def test_analyze_max_objects_and_missing_model(tmp_path, capsys):
-    _fails(["unistg", "analyze", "--max-objects", "0", "a man and a dog"], capsys, "--max-objects must be")
+    fails_with_one_line(["unistg", "analyze", "--max-objects", "0", "a man and a dog"], capsys, "--max-objects must be")
     assert main(["unistg", "analyze", "--max-objects", "1", "The man picks up the remote control."]) == 0
     assert json.loads(capsys.readouterr().out)["objects"] == ["man"]
-    err = _fails(["unistg", "analyze", "--backend", "llm", "--model", "/nonexistent", "a man"], capsys,
+    err = fails_with_one_line(["unistg", "analyze", "--backend", "llm", "--model", "/nonexistent", "a man"], capsys,
                  "/nonexistent: model folder not found")  # fmt: skip
     assert "repo" not in err.lower()

@@ -141,4 +141,7 @@ def snap_time_range(start: float, end: float, times) -> tuple[float, float]:
     """
     times = _as_times(times)
     start, end = min(start, end), max(start, end)
-    return float(times[nearest_sampled_index(start, times)]), float(times[nearest_sampled_index(end, times)])
+    first = nearest_sampled_index(start, times)
+    # in exact arithmetic the end's nearest frame is never before the start's; a float tie can put it there
+    last = max(first, nearest_sampled_index(end, times))
+    return float(times[first]), float(times[last])
