@@ -242,3 +242,50 @@ def test_fine_anchor_points_inside_the_chosen_cell():
 def test_fine_anchor_needs_the_anchored_decoder(tmp_path):
     with pytest.raises(ValueError, match="fine_anchor"):
         build_tiny_checkpoint(tmp_path / "x", num_frames=N, image_size=32, patch_size=8, fine_anchor=True)
+
+
+def test_video_features_are_transformers_own_plus_the_unpooled_patches(tmp_path):
+    """The default layout's video features are exactly what transformers' LLaVA-OneVision computes; with
+    fine_anchor the same call also returns the projected patches it pooled, and the forward hands them out."""
+    from transformers.models.llava_onevision.modeling_llava_onevision import LlavaOnevisionModel
+
+    model, processor = load(tmp_path / "fine", box_anchor=True, fine_anchor=True)
+    plain, _ = load(tmp_path / "plain")
+    pixels = torch.randn(2, N, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        ours = model.model.get_video_features(pixels)
+        ref = LlavaOnevisionModel.get_video_features(model.model, pixels)
+        assert torch.equal(ours.pooler_output, ref.pooler_output)
+        assert ours.patch_features.shape == (2, N, 16, model.config.text_config.hidden_size)  # 4x4 patches
+        pooled = model.model.apply_pooling(ours.patch_features.flatten(0, 1)).reshape(2, N * 4, -1)
+        assert torch.equal(pooled, ours.pooler_output[:, :-1])
+        assert torch.equal(model.model.get_video_features(pixels, return_dict=False)[1], ours.pooler_output)
+        assert plain.model.get_video_features(pixels).patch_features is None
+        b = batch(processor)
+        out = model(**b)
+        assert torch.equal(out.patch_features, model.model.get_video_features(b["pixel_values_videos"]).patch_features)
+        assert plain(**b).patch_features is None
+
+
+def test_motion_frames_append_the_difference_to_the_previous_frame():
+    from spacevllm.modeling.processing import motion_frames
+
+    x = torch.tensor([1.0, 4.0, 9.0]).reshape(3, 1, 1, 1)
+    assert motion_frames(x).reshape(3, 2).tolist() == [[1.0, 0.0], [4.0, 3.0], [9.0, 5.0]]
+    frames = np.random.default_rng(1).integers(0, 255, (N, 40, 48, 3), dtype=np.uint8)
+    plain = SpaceVLLMProcessor(None, N, 32, 4, "interleaved")
+    motion = SpaceVLLMProcessor(None, N, 32, 4, "interleaved", motion_input=True)
+    assert torch.equal(motion.preprocess_frames(frames), motion_frames(plain.preprocess_frames(frames)))
+
+
+@pytest.mark.parametrize("text_first", [False, True])
+def test_prompt_order_keeps_the_query_span(text_first):
+    from spacevllm.modeling.processing import user_turn
+
+    user, at = user_turn("[frames]\n", "Find the cat.", text_first)
+    assert user == ("Find the cat.\n[frames]" if text_first else "[frames]\nFind the cat.")
+    assert user[at:].startswith("Find the cat.")
+    processor = SpaceVLLMProcessor(None, N, 32, 4, "interleaved", text_first=text_first)
+    prompt, (start, end) = processor.build_prompt("stvg", "the red square", N, np.arange(N) * 0.2, 0.8)
+    assert prompt[start:end] == "the red square"
+    assert (prompt.index("the red square") < prompt.index("<video>")) == text_first

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from spacevllm.modeling import SpaceVLLMConfig, SpaceVLLMForConditionalGeneration, SpaceVLLMProcessor
-from spacevllm.modeling.space_decoder import QueryGuidedSpaceDecoder
+from spacevllm.modeling.space_decoder import QueryGuidedSpaceDecoder, query_guided_space_decoder
 from spacevllm.modeling.tiny import build_tiny_checkpoint
 
 N = 4  # frames of the tiny model
@@ -40,14 +40,16 @@ def test_eq3_paper_setting_on_hand_made_tensors():
     Second attention: q = (ln 2, 0) scores (3 ln 2 / 2, ln 2 / 2), weights (2/3, 1/3), so
     S = 2/3 V'_eh_1 + 1/3 V'_eh_2 = (7 sqrt 2 / 6, 5 sqrt 2 / 6).
     """
-    dec = decoder()
-    dec.space_head = nn.Identity()  # read S_i itself: the output is then sigmoid(S_i)
     visual = torch.tensor([[[math.log(3) / 2, 0.0], [0.0, math.log(3) / 2]]], dtype=torch.float64)
     caption = torch.tensor([[2 * math.sqrt(2), 0.0], [0.0, 2 * math.sqrt(2)]], dtype=torch.float64)
     query = torch.tensor([[math.log(2), 0.0]], dtype=torch.float64)
-    s = torch.logit(dec(visual, query, caption))
     expected = torch.tensor([[7 * math.sqrt(2) / 6, 5 * math.sqrt(2) / 6]], dtype=torch.float64)
-    torch.testing.assert_close(s, expected, rtol=0, atol=1e-12)
+    # the function, with an identity MLP so that its output is sigmoid(S_i)
+    b = query_guided_space_decoder(visual, query[:, None], caption[None], caption[None], nn.Identity())
+    torch.testing.assert_close(torch.logit(b), expected, rtol=0, atol=1e-12)
+    dec = decoder()  # and the module in the paper's setting
+    dec.space_head = nn.Identity()
+    torch.testing.assert_close(torch.logit(dec(visual, query, caption)), expected, rtol=0, atol=1e-12)
 
 
 def _attend(q, k, v):
@@ -115,6 +117,32 @@ def test_box_anchor_moves_the_centre_to_where_the_query_attends():
     torch.testing.assert_close(out[:, :2], (torch.logit(anchor) + raw[:, :2]).sigmoid())
     torch.testing.assert_close(out[:, 2:], raw[:, 2:].sigmoid())
     assert not torch.allclose(out, plain(visual, queries, caption))
+
+
+def test_fine_anchor_starts_at_the_coarse_anchor_and_reads_the_patches():
+    """fine_anchor on the 2x2 pooled grid of the test config (pool_stride 1: each cell is one patch): with its
+    zero-started maps it gives box_anchor's boxes; with non-zero maps the unpooled patches move the boxes."""
+    visual, queries, caption = _inputs()
+    patches = torch.randn(3, 4, 8, generator=torch.Generator().manual_seed(5))
+    coarse = decoder(hidden=8, box_anchor=True)
+    fine = decoder(hidden=8, box_anchor=True, fine_anchor=True)
+    fine.space_head.load_state_dict(coarse.space_head.state_dict())
+    with torch.no_grad():
+        fine.fine_anchor.query.weight.zero_()
+        fine.fine_anchor.value.weight.zero_()
+        torch.testing.assert_close(fine(visual, queries, caption, patches), coarse(visual, queries, caption))
+        fine.fine_anchor.query.weight.normal_(std=2.0)
+        fine.fine_anchor.value.weight.normal_(std=2.0)
+        assert (fine(visual, queries, caption, patches) - coarse(visual, queries, caption)).abs().max() > 1e-2
+        with pytest.raises(ValueError, match="unpooled patch features"):
+            fine(visual, queries, caption)
+
+
+def test_a_caption_without_tokens_is_an_error_not_a_guess():
+    visual, queries, caption = _inputs()
+    for dec in (decoder(hidden=8), decoder(hidden=8, decoder_residual=True, box_anchor=True)):
+        with pytest.raises(ValueError, match="caption"):
+            dec(visual, queries, caption[:0])
 
 
 # --- the switches in the whole model ------------------------------------------------------------------------------

@@ -45,15 +45,22 @@ class SpaceVLLMConfig(LlavaOnevisionConfig):
                           last frame), "grid" (one after every row of every frame), "frame" (one after every frame),
                           "no_token" (none). docs/checkpoints.md says which checkpoint was trained with which.
 
-    CPU-scale deviations (all off for real checkpoints; on for the small from-scratch world model, because
-    shared/notes/cpu-probe.md measured that without them a ~1M-parameter model never leaves guessing level):
-    motion_input          each frame is fed with its difference to the previous frame (vision tower with 6 channels).
-    decoder_residual      eq. 3's first attention adds its input back (V'_eh = V + Attn(V, K_t, V_t)).
+    CPU-scale deviations from the paper (all off for real checkpoints; on for the small world model trained from
+    scratch; docs/training.md, "CPU-scale switches"), each a named piece of the code it changes:
+    motion_input          each frame is fed with its difference to the previous frame (vision tower with 6 channels;
+                          :func:`~.processing.motion_frames`).
+    decoder_residual      eq. 3's first attention adds its input back, V'_eh = Q'_v + Attn(Q'_v, K_t, V_t)
+                          (:func:`~.space_decoder.residual_text_enhancement`).
     box_anchor            the box centre is predicted relative to where the second attention points (the
-                          attention-weighted centre of frame i's pooled patches), DETR reference-point style.
+                          attention-weighted centre of frame i's pooled patches), DETR reference-point style
+                          (:func:`~.space_decoder.attended_centre`, :func:`~.space_decoder.anchored_box`).
     fine_anchor           (with box_anchor) the anchor is refined on frame i's patches before pooling, inside the
                           pooled cells the attention picked (:class:`~.space_decoder.FineAnchor`); for pooled cells
-                          larger than the objects (4 px patches averaged 4x4 on 64 px frames).
+                          larger than the objects (4 px patches averaged 4x4 on 64 px frames). The backbone then
+                          returns the unpooled patch features with the pooled ones (``get_video_features``).
+    lambda_pointer        weight of the temporal pointer's loss (:mod:`.temporal_pointer`); 0 builds no pointer.
+    time_source           "text" (the paper: the generated answer) or "pointer": where inference reads the range.
+    The processor's ``text_first`` (:func:`~.processing.user_turn`) is the one prompt-side switch.
     """
 
     model_type = "spacevllm"

@@ -22,11 +22,14 @@ import torch
 from torch import nn
 from transformers import LlavaOnevisionForConditionalGeneration
 from transformers import initialization as init
+from transformers.modeling_outputs import BaseModelOutputWithPooling
 from transformers.models.llava_onevision.modeling_llava_onevision import (
     LlavaOnevisionModel,
     LlavaOnevisionPreTrainedModel,
 )
 from transformers.utils import ModelOutput
+from transformers.utils.generic import can_return_tuple, merge_with_config_defaults
+from transformers.utils.output_capturing import select_hidden_states
 
 from spacevllm.losses import answer_targets, spacevllm_loss
 from spacevllm.modeling.configuration import SpaceVLLMConfig
@@ -38,8 +41,8 @@ from spacevllm.modeling.temporal_pointer import TemporalPointer, next_positions
 class SpaceVLLMOutput(ModelOutput):
     """loss (scalar), loss_dict (named terms), logits (see below), pred_boxes (B, N_q, 4) normalized cxcywh or None,
     time_logits (B, N_v, 2) pointer start/end logits or None, last_hidden_state (B, L, D), cache (KV cache),
-    patch_features (B, N_v, P*P, D) the frames' unpooled patch features with ``fine_anchor`` (else None), for a
-    later ``decode_boxes`` on this pass's hidden states.
+    patch_features (B, N_v, P*P, D) this pass's unpooled patch features with ``fine_anchor`` (else None), the
+    ``patches`` argument of a later ``decode_boxes`` on this pass's ``last_hidden_state``.
 
     ``logits`` depend on the call: without labels (B, L, V), or (B, k, V) at the last k positions with
     ``logits_to_keep=k`` (``generate`` passes 1); with labels or target boxes (training) (N, V) at the N positions
@@ -60,6 +63,26 @@ class SpaceVLLMOutput(ModelOutput):
         return self.cache
 
 
+@dataclass
+class SpaceVLLMVideoOutput(BaseModelOutputWithPooling):
+    """:meth:`SpaceVLLMModel.get_video_features`: transformers' fields (``pooler_output`` (B, N_v * T + E, D) the
+    features written into the video placeholders) plus ``patch_features`` (B, N_v, P*P, D), the frames' projected
+    patch features before pooling, with ``config.fine_anchor`` (else None)."""
+
+    patch_features: torch.Tensor | None = None
+
+
+def select_feature_layer(hidden_states, layer, strategy) -> torch.Tensor:
+    """The vision tower's features the projector reads, as transformers' LLaVA-OneVision selects them: layer
+    ``layer`` of ``hidden_states`` (a list of layers: concatenated on the feature axis), without the first token
+    for strategy "default". (frames, P*P [+1], D_v) per layer -> (frames, P*P, D_v * layers)."""
+    if isinstance(layer, int):
+        features = hidden_states[layer]
+    else:
+        features = torch.cat([hidden_states[i] for i in layer], dim=-1)
+    return features[:, 1:] if strategy == "default" else features
+
+
 def stack_padded(rows: list[torch.Tensor], value: float) -> torch.Tensor:
     """Per-sample (N_b, K) rows -> (B, max N_b, K), shorter rows padded at the end with ``value``."""
     n = max(r.shape[0] for r in rows)
@@ -69,31 +92,48 @@ def stack_padded(rows: list[torch.Tensor], value: float) -> torch.Tensor:
 class SpaceVLLMModel(LlavaOnevisionModel):
     """LLaVA-OneVision's backbone with the frame layout read from the config: pooling (``pool_stride``,
     ``frame_pool_mode``) and newline placement (``newline_position``). The defaults are transformers' own layout
-    (2x2 bilinear, one newline per video); docs/checkpoints.md gives the layout of each source checkpoint."""
+    (2x2 bilinear, one newline per video); docs/checkpoints.md gives the layout of each source checkpoint.
+
+    Its ``forward`` is transformers' own; it returns what :meth:`get_video_features` gave as ``video_outputs``, so
+    the frames' unpooled patch features (``fine_anchor``) leave it as ``out.video_outputs.patch_features``."""
 
     config_class = SpaceVLLMConfig
 
-    patch_features: torch.Tensor | None = None
-
-    def get_video_features(self, pixel_values_videos, *args, **kwargs):
+    @merge_with_config_defaults
+    @can_return_tuple
+    @select_hidden_states("vision_feature_layer")
+    def get_video_features(
+        self, pixel_values_videos, vision_feature_layer=None, vision_feature_select_strategy=None, **kwargs
+    ) -> SpaceVLLMVideoOutput:
         """(B, N_v, C, H, W) -> ``pooler_output`` (B, N_v * T + E, D): each frame's T = ``frame_placeholders``
-        features (:meth:`apply_pooling`), then E = ``video_newlines`` newline features (transformers appends one
-        per video; layouts without it drop it)."""
-        tuple_out = kwargs.pop("return_dict", True) is False
-        out = super().get_video_features(pixel_values_videos, *args, return_dict=True, **kwargs)
-        if not self.config.video_newlines:
-            out.pooler_output = out.pooler_output[:, :-1]
-        return out.to_tuple() if tuple_out else out
+        features (:meth:`apply_pooling`), then E = ``video_newlines`` newline features; ``patch_features``
+        (B, N_v, P*P, D) the projected patch features before pooling with ``config.fine_anchor``, else None.
+
+        Vision tower, feature layer and projector as transformers' ``LlavaOnevisionModel.get_video_features``
+        (same decorators, so the same config defaults and captured layers); the pooling and newlines follow the
+        config's layout, and the unpooled features are returned instead of dropped."""
+        batch, frames = pixel_values_videos.shape[:2]
+        vision = self.vision_tower(pixel_values_videos.flatten(0, 1), return_dict=True, **kwargs)
+        patches = self.multi_modal_projector(
+            select_feature_layer(vision.hidden_states, vision_feature_layer, vision_feature_select_strategy)
+        )
+        pooled = self.apply_pooling(patches)
+        pooled = pooled.reshape(batch, frames * pooled.shape[1], -1)
+        if self.config.video_newlines:
+            newline = self.image_newline[None, None, :].repeat(batch, 1, 1).to(pooled.device)
+            pooled = torch.cat((pooled, newline), dim=1)
+        return SpaceVLLMVideoOutput(
+            last_hidden_state=vision.last_hidden_state,
+            pooler_output=pooled,
+            hidden_states=vision.hidden_states,
+            attentions=vision.attentions,
+            patch_features=patches.reshape(batch, frames, *patches.shape[1:]) if self.config.fine_anchor else None,
+        )
 
     def apply_pooling(self, image_features: torch.Tensor) -> torch.Tensor:
         """(frames, P*P, D) row-major patch features -> (frames, T, D): the S pooled patch features of each frame
         (row-major), with the layout's newline features inside the frame (after each row for "grid", after the
-        frame for "frame"; T = S otherwise).
-
-        With ``config.fine_anchor`` the unpooled input is kept in ``patch_features`` (all frames of the batch, in
-        order) for the space decoder of the same forward pass."""
-        if self.config.fine_anchor:
-            self.patch_features = image_features
+        frame for "frame"; T = S otherwise)."""
         pooled = self._pool_frames(image_features)
         position = self.config.newline_position
         if position not in ("grid", "frame"):
@@ -171,7 +211,9 @@ class SpaceVLLMForConditionalGeneration(LlavaOnevisionForConditionalGeneration):
         Boxes (and pointer logits) are decoded only when caption_mask is given (training, prefill). ``lm_head`` runs
         only where logits are used (:meth:`lean_logits`): in training at the answer positions, else at the last
         ``logits_to_keep`` positions (0 = all)."""
-        kwargs.pop("pixel_values", None), kwargs.pop("image_sizes", None), kwargs.pop("return_dict", None)
+        kwargs.pop("pixel_values", None)  # LLaVA-OneVision's anyres image inputs: an image comes as a 1-frame video
+        kwargs.pop("image_sizes", None)
+        kwargs.pop("return_dict", None)  # the output is always a SpaceVLLMOutput
         out = self.model(
             input_ids=input_ids,
             attention_mask=attention_mask,
@@ -182,7 +224,7 @@ class SpaceVLLMForConditionalGeneration(LlavaOnevisionForConditionalGeneration):
             **kwargs,
         )
         hidden = out.last_hidden_state
-        patches = self._take_patch_features(pixel_values_videos)
+        patches = None if out.video_outputs is None else out.video_outputs.patch_features
         if labels is None and target_boxes is not None:  # a loss without answer text: loss_time is a 0
             labels = torch.full(hidden.shape[:2], -100, dtype=torch.long, device=hidden.device)
         logits, targets = self.lean_logits(hidden, labels, logits_to_keep)
@@ -210,13 +252,6 @@ class SpaceVLLMForConditionalGeneration(LlavaOnevisionForConditionalGeneration):
             return self.lm_head(hidden[positions]), targets
         keep = slice(-logits_to_keep, None) if logits_to_keep else slice(None)
         return self.lm_head(hidden[:, keep]), None
-
-    def _take_patch_features(self, pixel_values_videos) -> torch.Tensor | None:
-        """(B, N_v, P*P, D) unpooled patch features of this forward's frames (``fine_anchor``), else None."""
-        patches, self.model.patch_features = self.model.patch_features, None
-        if patches is None or pixel_values_videos is None:
-            return None
-        return patches.reshape(*pixel_values_videos.shape[:2], *patches.shape[1:])
 
     def decode_boxes(self, last_hidden_state, input_ids, caption_mask, patches=None) -> torch.Tensor:
         """Eq. 3-4 on every query of every sample: (B, L, D), (B, L), (B, L) -> (B, N_q, 4) normalized cxcywh.

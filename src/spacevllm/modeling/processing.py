@@ -14,14 +14,19 @@ An image is a one-frame video followed by ``<r_{N_v}>`` (paper: "N_v is set to 1
 through the same pooled path, not LLaVA-OneVision's anyres tiles). Then the time instruction (LLaVA-Video's
 string) and the task prompt with the query.
 
-``text_first`` puts the task prompt (with the query) before the visual block instead (the paper only says the
-visual tokens and queries "are concatenated with descriptions and user instructions"). With a causal LLM this lets
-every frame token and every query ``<r_i>`` read the caption; with the LLaVA-Video order they cannot, and the caption
-reaches the boxes only through eq. 3's first attention. The small from-scratch world model needs it (it is what
-the shared/notes/cpu-probe.md recipe did; measured in benchmarks/RESULTS.md); real checkpoints keep the default.
+``text_first`` (:func:`user_turn`) puts the task prompt (with the query) before the visual block instead (the
+paper only says the visual tokens and queries "are concatenated with descriptions and user instructions"). With a
+causal LLM this lets every frame token and every query ``<r_i>`` read the caption; with the LLaVA-Video order they
+cannot, and the caption reaches the boxes only through eq. 3's first attention. The small from-scratch world model
+uses it (docs/training.md, "CPU-scale switches"); real checkpoints keep the default.
 
 Pixels: resize to ``image_size`` (bicubic), rescale 1/255, normalize with SigLIP's mean/std 0.5 (what
-LLaVA-OneVision's image processor does for a square frame); torchvision is not needed.
+LLaVA-OneVision's image processor does for a square frame); torchvision is not needed. ``motion_input``
+(:func:`motion_frames`) appends each frame's difference to the previous one as 3 more channels.
+
+The processor keeps its own copy of the model config's layout fields (``num_frames``, ``tokens_per_frame``,
+``query_mode``, ``motion_input``, ``newline_position``, ``image_size``); :meth:`SpaceVLLMProcessor.mismatches`
+lists any that disagree, and the loaders refuse such a pair.
 """
 
 from __future__ import annotations
@@ -41,6 +46,22 @@ from spacevllm.video import time_instruction
 PROCESSOR_FILE = "spacevllm_processor.json"
 SYSTEM = "You are a helpful assistant."
 TASK_PROMPTS = {task: templates[0] for task, templates in PHRASINGS.items()}  # phrasing 0: evaluation, ground
+
+
+def motion_frames(x: torch.Tensor) -> torch.Tensor:
+    """``motion_input``: (N, C, s, s) normalized frames -> (N, 2C, s, s), each frame followed by its difference to
+    the previous frame, [x_t, x_t - x_{t-1}] (zero for the first frame)."""
+    diff = torch.cat([torch.zeros_like(x[:1]), x[1:] - x[:-1]])
+    return torch.cat([x, diff], dim=1)
+
+
+def user_turn(visual: str, instruction: str, text_first: bool) -> tuple[str, int]:
+    """The user turn from the visual block (ending in a newline) and the instruction (with the query), and where the
+    instruction starts in it: LLaVA-Video's order, visual block then instruction; with ``text_first`` the
+    instruction, a newline, then the visual block without its final newline."""
+    if text_first:
+        return instruction + "\n" + visual.rstrip("\n"), 0
+    return visual + instruction, len(visual)
 
 
 class SpaceVLLMProcessor:
@@ -110,15 +131,12 @@ class SpaceVLLMProcessor:
 
     # --- pixels --------------------------------------------------------------------------------------------------
     def preprocess_frames(self, frames: np.ndarray) -> torch.Tensor:
-        """(N, H, W, 3) uint8 -> (N, C, s, s) float32; C = 6 with motion input ([x_t, x_t - x_{t-1}])."""
+        """(N, H, W, 3) uint8 -> (N, C, s, s) float32; C = 6 with ``motion_input`` (:func:`motion_frames`)."""
         size = (self.image_size, self.image_size)
         arr = np.stack([np.asarray(Image.fromarray(f).resize(size, Image.BICUBIC)) for f in frames]).astype(np.float32)
         arr = (arr / 255.0 - np.asarray(self.image_mean, np.float32)) / np.asarray(self.image_std, np.float32)
         x = torch.from_numpy(arr).permute(0, 3, 1, 2).contiguous()
-        if self.motion_input:
-            diff = torch.cat([torch.zeros_like(x[:1]), x[1:] - x[:-1]])
-            x = torch.cat([x, diff], dim=1)
-        return x
+        return motion_frames(x) if self.motion_input else x
 
     # --- text ----------------------------------------------------------------------------------------------------
     def visual_block(self, frames: int, image: bool = False) -> str:
@@ -145,9 +163,8 @@ class SpaceVLLMProcessor:
         if not image and times is not None:
             visual += time_instruction(duration, times) + "\n"
         instruction, (offset, _) = self.task_prompt(task, query, template)
-        head = system if self.text_first else system + visual
-        start = len(head) + offset
-        user = instruction + "\n" + visual.rstrip("\n") if self.text_first else visual + instruction
+        user, at = user_turn(visual, instruction, self.text_first)
+        start = len(system) + at + offset
         return system + user + "<|im_end|>\n<|im_start|>assistant\n", (start, start + len(query))
 
     def __call__(
