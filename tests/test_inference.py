@@ -255,3 +255,13 @@ def test_processor_that_disagrees_with_the_model_config_is_a_one_line_error(tmp_
     (ckpt / "spacevllm_processor.json").write_text(json.dumps(meta | {"num_frames": meta["num_frames"] + 1}))
     with pytest.raises(SpaceVLLMError, match=r"spacevllm_processor.json does not match config.json \(num_frames"):
         load_model(ckpt)
+
+
+@pytest.mark.parametrize("query", ["", "   ", None])
+def test_an_empty_query_is_a_one_line_error_from_python(query):
+    model, processor = load_model(default_checkpoint_path())
+    video = default_checkpoint_path().parent / "sample" / "sample.mp4"
+    with pytest.raises(SpaceVLLMError, match="query is empty"):
+        ground(model, processor, str(video), query)
+    with pytest.raises(SpaceVLLMError, match="expression is empty"):
+        ground_image(model, processor, np.zeros((32, 32, 3), np.uint8), query)

@@ -136,6 +136,14 @@ def check_num_frames(n: int, model_frames: int, name: str = "num_frames") -> int
     return int(n)
 
 
+def check_query(query, name: str = "query") -> str:
+    """``query`` if it is a string with text (the space decoder attends to its tokens, eq. 3), else
+    :class:`SpaceVLLMError` naming ``name``."""
+    if not isinstance(query, str) or not query.strip():
+        raise SpaceVLLMError(f"{name} is empty: give the words that describe the object")
+    return query
+
+
 class _as_user_error:
     """Context manager: any exception from a loader becomes a one-line SpaceVLLMError ``"{prefix} (reason)"``."""
 
@@ -185,6 +193,8 @@ def ground_batch(model, processor, videos, queries, num_frames: int | None = Non
     """:func:`ground` for several videos at once: one left-padded batch, one prefill, one ``generate``."""
     if len(videos) != len(queries):
         raise ValueError(f"{len(videos)} videos but {len(queries)} queries")
+    for query in queries:
+        check_query(query)
     samples = [_sampled(v, num_frames, model.config.num_frames) for v in videos]
     inputs = _video_inputs(model, processor, samples, queries, "stvg")
     text_mode = _text_mode(model)
@@ -213,6 +223,7 @@ def ground_image(model, processor, image, expression: str, **generate_kwargs) ->
     """
     from spacevllm.video import read_image
 
+    check_query(expression, "expression")
     image = read_image(image) if isinstance(image, (str, os.PathLike)) else np.asarray(image)
     height, width = image.shape[:2]
     inputs = _batch_to(model, processor(images=[image], queries=[expression], task="rec", return_tensors="pt"))
