@@ -84,8 +84,8 @@ def server():
 def cli_json():
     """What ``spacevllm ground --json`` prints for the sample video, query and FRAMES."""
 
-    def run(capsys, video=sample_video_path(), query=QUERY, frames=FRAMES) -> dict:
-        argv = ["ground", "--video", str(video), "--query", query, "--frames", str(frames), "--json"]
+    def run(capsys) -> dict:
+        argv = ["ground", "--video", str(sample_video_path()), "--query", QUERY, "--frames", str(FRAMES), "--json"]
         assert main(argv) == 0
         return json.loads(capsys.readouterr().out)
 
