@@ -39,6 +39,7 @@ CHROMIUM_ARGS = [
 ]
 QUERY = sample_info()["query"]
 FRAMES = 12  # not the model's default, so the endpoint must pass the frames through
+MAX_FILE_SIZE = "1mb"
 
 
 def _free_port() -> int:
@@ -66,6 +67,7 @@ def server():
     port = _free_port()
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
     cmd = [sys.executable, "-m", "spacevllm.cli", "serve", "--port", str(port), "--threads", "2"]
+    cmd += ["--max-file-size", MAX_FILE_SIZE]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}/"
     try:
@@ -120,6 +122,13 @@ def test_ground_endpoint_raises_on_a_corrupt_upload_and_keeps_serving(server, co
         client.predict(handle_file(str(sample_video_path())), QUERY, 99, api_name="/ground")
     tube = client.predict(handle_file(str(sample_video_path())), QUERY, FRAMES, api_name="/ground")[2]
     assert tube == cli_json(capsys)  # the server is still up and answers as before
+
+
+def test_upload_above_the_size_limit_is_refused(server, tmp_path):
+    big = tmp_path / "big.mp4"
+    big.write_bytes(sample_video_path().read_bytes() + bytes(2 * 1024**2))  # over the server's 1 MB
+    with pytest.raises(Exception, match="(?i)file size|too large|exceeds"):
+        Client(server, verbose=False).predict(handle_file(str(big)), QUERY, FRAMES, api_name="/ground")
 
 
 def test_server_binds_localhost_only(server):
@@ -186,3 +195,11 @@ def test_browser_shows_the_error_of_a_corrupt_upload(page, server, corrupt):
     _ground_in_page(page, server, corrupt, "the red square", 16)
     page.get_by_text("broken.mp4: not a readable video").first.wait_for(timeout=60_000)
     assert page.locator("#answer").inner_text().strip() == ""
+    page.get_by_text(QUERY).last.click()  # the bundled example (video, query, frames): the page still works
+    page.wait_for_function(
+        f"document.querySelector('#query textarea').value === {json.dumps(QUERY)}"
+        " && document.querySelector('#video-in video')?.readyState >= 1",
+        timeout=30_000,
+    )
+    page.locator("#ground").click()
+    page.locator("#answer").get_by_text("Time range").wait_for(timeout=90_000)
