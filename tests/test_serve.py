@@ -203,3 +203,14 @@ def test_browser_shows_the_error_of_a_corrupt_upload(page, server, corrupt):
     )
     page.locator("#ground").click()
     page.locator("#answer").get_by_text("Time range").wait_for(timeout=90_000)
+
+
+def test_serve_refuses_a_bad_or_busy_port(capsys):
+    assert main(["serve", "--port", "0"]) == 2
+    assert "--port must be 1 to 65535, got 0" in capsys.readouterr().err
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert main(["serve", "--port", str(port)]) == 2
+    assert f"--port {port}: cannot serve there" in capsys.readouterr().err

@@ -31,5 +31,8 @@ def run(args) -> int:
     model = load(args.checkpoint, threads=args.threads)
     app = serve.build_app(model, max_file_size=args.max_file_size)
     print(f"spacevllm serve: http://{args.host}:{args.port} (Ctrl+C stops it)", flush=True)
-    serve.launch(app, host=args.host, port=args.port)
+    try:
+        serve.launch(app, host=args.host, port=args.port)
+    except OSError as err:  # port taken, address not on this machine
+        raise SpaceVLLMError(f"--host {args.host} --port {args.port}: cannot serve there ({err})") from None
     return 0
