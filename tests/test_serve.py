@@ -17,13 +17,16 @@ import time
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 pytest.importorskip("gradio")
 from gradio_client import Client, handle_file  # noqa: E402
 
 from spacevllm.assets import sample_info, sample_video_path  # noqa: E402
 from spacevllm.cli import main  # noqa: E402
+from spacevllm.video import write_video  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -112,10 +115,18 @@ def test_ground_endpoint_returns_what_the_cli_prints(server, cli_json, capsys):
     assert Path(timeline).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_ground_endpoint_raises_on_a_corrupt_upload_and_keeps_serving(server, corrupt, cli_json, capsys):
+def test_ground_endpoint_raises_on_a_corrupt_upload_and_keeps_serving(server, corrupt, cli_json, capsys, tmp_path):
     client = Client(server, verbose=False)
     with pytest.raises(Exception, match="broken.mp4: not a readable video"):
         client.predict(handle_file(str(corrupt)), "the red square", 16, api_name="/ground")
+    short = tmp_path / "short.mp4"
+    write_video(short, np.zeros((3, 32, 32, 3), np.uint8), 5.0)
+    with pytest.raises(Exception, match="short.mp4: video is too short: it has 3 frames, fewer than 16"):
+        client.predict(handle_file(str(short)), "the red square", 16, api_name="/ground")
+    image = tmp_path / "still.png"
+    Image.new("RGB", (32, 32)).save(image)
+    with pytest.raises(Exception, match="still.png: is an image"):
+        client.predict(handle_file(str(image)), "the red square", 16, api_name="/ground")
     with pytest.raises(Exception, match="query is empty"):
         client.predict(handle_file(str(sample_video_path())), "  ", 16, api_name="/ground")
     with pytest.raises(Exception, match="99 is greater than maximum value 16"):  # the slider's own check

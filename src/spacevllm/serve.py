@@ -84,8 +84,8 @@ def describe(tube: dict | None) -> str:
     )
 
 
-def build_app(model: Model, max_file_size: str | int | None = MAX_FILE_SIZE) -> gr.Blocks:
-    """The Gradio Blocks app (not launched). ``max_file_size`` is kept on the app for :func:`launch`."""
+def build_app(model: Model) -> gr.Blocks:
+    """The Gradio Blocks app around ``model`` (not launched: see :func:`launch`)."""
     results = _Results()
     sample_query = assets.sample_info()["query"]
     with gr.Blocks(title=TITLE) as app:
@@ -120,18 +120,17 @@ def build_app(model: Model, max_file_size: str | int | None = MAX_FILE_SIZE) -> 
 
         event = button.click(_ground, [video, query, frames], [annotated, timeline, tube], api_name="ground")
         event.success(_details, [tube], [answer, download], api_visibility="private")
-    app.max_file_size_setting = max_file_size
     return app
 
 
-def launch(app: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, block: bool = True):
-    """Serve ``app`` on ``host:port``, one request at a time; returns when the server stops (or at once when
-    ``block`` is False)."""
+def launch(app: gr.Blocks, host="127.0.0.1", port=7860, max_file_size: str | int = MAX_FILE_SIZE, block=True):
+    """Serve ``app`` on ``host:port``, one request at a time, refusing uploads above ``max_file_size`` (e.g.
+    "100mb", or bytes); returns when the server stops (or at once when ``block`` is False)."""
     app.queue(default_concurrency_limit=1)
     return app.launch(
         server_name=host,
         server_port=port,
-        max_file_size=app.max_file_size_setting,
+        max_file_size=max_file_size,
         prevent_thread_lock=not block,
         quiet=True,
     )

@@ -29,10 +29,10 @@ def run(args) -> int:
     from spacevllm.api import load
 
     model = load(args.checkpoint, threads=args.threads)
-    app = serve.build_app(model, max_file_size=args.max_file_size)
+    app = serve.build_app(model)
     print(f"spacevllm serve: http://{args.host}:{args.port} (Ctrl+C stops it)", flush=True)
     try:
-        serve.launch(app, host=args.host, port=args.port)
+        serve.launch(app, host=args.host, port=args.port, max_file_size=args.max_file_size)
     except OSError as err:  # port taken, address not on this machine
         raise SpaceVLLMError(f"--host {args.host} --port {args.port}: cannot serve there ({err})") from None
     return 0
