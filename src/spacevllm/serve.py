@@ -118,6 +118,8 @@ def build_app(model: Model) -> gr.Blocks:
             path.write_text(json.dumps(_as_floats(tube)), encoding="utf-8")
             return describe(tube), str(path)
 
+        clear = lambda: ("", None)  # noqa: E731 (a failed request must not leave the previous answer shown)
+        button.click(clear, None, [answer, download], api_visibility="private", queue=False)
         event = button.click(_ground, [video, query, frames], [annotated, timeline, tube], api_name="ground")
         event.success(_details, [tube], [answer, download], api_visibility="private")
     return app
