@@ -14,3 +14,15 @@ Layout (paper section -> module):
 """
 
 __version__ = "0.1.0"
+
+__all__ = ["load", "Model", "Grounding"]
+
+
+def __getattr__(name: str):
+    """``spacevllm.load`` / ``Model`` / ``Grounding`` from :mod:`spacevllm.api`, imported on first use so that
+    ``import spacevllm`` imports neither torch nor numpy."""
+    if name in __all__:
+        from spacevllm import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'spacevllm' has no attribute {name!r}")

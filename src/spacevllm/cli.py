@@ -30,6 +30,7 @@ DESCRIPTION = (
 COMMANDS = {
     "demo": ("spacevllm.commands.demo", "ground a query on the bundled sample video with the default model"),
     "ground": ("spacevllm.commands.ground", "ground a query in a video: time range + one box per frame"),
+    "serve": ("spacevllm.commands.serve", "the web demo: upload a video, type a query, see the boxes (needs gradio)"),
     "evaluate": ("spacevllm.commands.evaluate", "score predictions with the official STVG / VTG / REC metrics"),
     "convert": ("spacevllm.commands.convert", "convert a LLaVA-OneVision / LLaVA-Video checkpoint to SpaceVLLM"),
     "train": ("spacevllm.commands.train", "multi-task training on accelerate from a YAML config"),
