@@ -29,6 +29,10 @@ FORBIDDEN = {
     "spacevllm.losses": ("spacevllm.data", "spacevllm.engine", "spacevllm.metrics", "spacevllm.modeling"),
     "spacevllm.data": ("spacevllm.engine",),
     "spacevllm.engine": (),
+    # the user-facing layer over the model: the Python API, then the web demo and the lmms-eval model on top of it
+    "spacevllm.api": ("spacevllm.data", "spacevllm.engine", "spacevllm.metrics", "spacevllm.serve", "spacevllm.lmms_"),
+    "spacevllm.serve": ("spacevllm.data", "spacevllm.engine", "spacevllm.metrics", "spacevllm.lmms_eval"),
+    "spacevllm.lmms_eval": ("spacevllm.engine", "spacevllm.metrics", "spacevllm.serve"),
 }
 EVERYONE = ("spacevllm.commands", "spacevllm.cli")  # only the CLI (and its commands) import the CLI
 

@@ -22,7 +22,6 @@ from spacevllm.tube import Tube
 
 JSON_TIME_DIGITS = 4  # the rounding of ``spacevllm ground --json``
 JSON_BOX_DIGITS = 2
-IMAGE_FORMATS = ("PNG", "JPEG", "BMP", "WEBP", "TIFF", "GIF", "PPM", "TGA")  # one-frame Pillow formats: REC
 MAX_DRAW_BYTES = 2 * 1024**3  # draw() decodes every frame; refuse what would not fit
 
 
@@ -149,17 +148,11 @@ def check_query(query, name: str = "query") -> str:
 
 
 def is_image(path) -> bool:
-    """Whether ``path`` is a one-frame still image Pillow reads (REC); everything else goes to the video reader."""
-    from PIL import Image, UnidentifiedImageError
+    """:func:`spacevllm.video.is_image`: a one-frame still image runs REC (imported lazily: ``import spacevllm``
+    stays cheap)."""
+    from spacevllm.video import is_image as still_image
 
-    path = Path(path)
-    if not path.is_file():
-        return False
-    try:
-        with Image.open(path) as img:
-            return img.format in IMAGE_FORMATS and getattr(img, "n_frames", 1) == 1
-    except (UnidentifiedImageError, OSError, ValueError):
-        return False
+    return still_image(path)
 
 
 def _all_frames(video):

@@ -470,3 +470,21 @@ def _gop_options(gop: int | None) -> dict[str, str]:
 
 def _fps_fraction(fps: float) -> Fraction:
     return Fraction(fps).limit_denominator(1001)
+
+
+IMAGE_FORMATS = ("PNG", "JPEG", "BMP", "WEBP", "TIFF", "GIF", "PPM", "TGA")  # Pillow format names; one frame only
+
+
+def is_image(path) -> bool:
+    """Whether ``path`` is a still image Pillow reads (one of :data:`IMAGE_FORMATS`, one frame): grounding then
+    runs REC. Animated GIF/WebP and everything else go to the video reader."""
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    if not path.is_file():
+        return False
+    try:
+        with Image.open(path) as img:
+            return img.format in IMAGE_FORMATS and getattr(img, "n_frames", 1) == 1
+    except (UnidentifiedImageError, OSError, ValueError):
+        return False

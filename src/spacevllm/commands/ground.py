@@ -17,9 +17,8 @@ import argparse
 import json
 from pathlib import Path
 
+from spacevllm import api
 from spacevllm.errors import SpaceVLLMError
-
-IMAGE_FORMATS = ("PNG", "JPEG", "BMP", "WEBP", "TIFF", "GIF", "PPM", "TGA")  # Pillow format names; one frame only
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -74,10 +73,7 @@ def run(args) -> int:
 
 def check_query(query: str | None) -> str:
     """The stripped ``--query``; an empty or blank one is a :class:`SpaceVLLMError`."""
-    query = (query or "").strip()
-    if not query:
-        raise SpaceVLLMError("--query is empty")
-    return query
+    return api.check_query(query, "--query")
 
 
 def check_threads(threads: int | None) -> None:
@@ -113,18 +109,10 @@ def check_video_length(info, frames: int, default: bool) -> None:
 
 
 def is_image(path) -> bool:
-    """Whether ``path`` is a still image Pillow reads (one of :data:`IMAGE_FORMATS`, one frame): ``ground`` then
-    runs REC. Animated GIF/WebP and everything else go to the video reader."""
-    from PIL import Image, UnidentifiedImageError
+    """:func:`spacevllm.video.is_image` (imported lazily: ``--help`` stays fast)."""
+    from spacevllm.video import is_image as still_image
 
-    path = Path(path)
-    if not path.is_file():
-        return False
-    try:
-        with Image.open(path) as img:
-            return img.format in IMAGE_FORMATS and getattr(img, "n_frames", 1) == 1
-    except (UnidentifiedImageError, OSError, ValueError):
-        return False
+    return still_image(path)
 
 
 def _checkpoint(arg: str | None) -> Path:
