@@ -1,4 +1,7 @@
 import argparse
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -30,3 +33,19 @@ def _all_parsers(parser, path=()):
 def test_every_subcommand_help_has_a_description():
     missing = [" ".join(path) for path, sub in _all_parsers(build_parser()) if not sub.description]
     assert not missing, missing
+
+
+def test_a_closed_stdout_pipe_ends_quietly(tmp_path):
+    """`spacevllm ... | head`: the reader is gone before the output is written; no traceback, exit 141."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    proc = subprocess.run(
+        [sys.executable, "-m", "spacevllm.cli", "synth-world", "--out", str(tmp_path), "--n", "2", "--seed", "1"],
+        stdout=write_end,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=120,
+    )
+    os.close(write_end)
+    assert proc.returncode == 141, proc.stderr
+    assert "Traceback" not in proc.stderr and "BrokenPipeError" not in proc.stderr, proc.stderr

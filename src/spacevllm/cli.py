@@ -66,6 +66,17 @@ def _quiet_libraries() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code (0 on success)."""
+    try:
+        return _main(argv)
+    except BrokenPipeError:
+        # the reader of stdout went away (`spacevllm ... | head`): stop quietly, as other command-line tools do,
+        # and point stdout at /dev/null so that the interpreter's final flush does not fail again
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, what a shell reports for a tool killed by the signal
+
+
+def _main(argv: list[str] | None) -> int:
     _quiet_libraries()
     parser = build_parser()
     args = parser.parse_args(argv)
