@@ -78,6 +78,27 @@ def format_table(logs: dict[str, list[dict]]) -> str:
     return "\n".join(lines)
 
 
+def window_means(log: list[dict], term: str = "loss_pointer") -> list[float | None]:
+    """Mean of ``term`` over every logged step with the term in (0, 50], (50, 100], (100, 150] (None if none)."""
+    out = []
+    for lo, hi in zip((0, *STEPS[:-1]), STEPS):
+        vals = [r[term] for r in log if lo < r["step"] <= hi and r[term] > 0]
+        out.append(sum(vals) / len(vals) if vals else None)
+    return out
+
+
+def format_window_table(logs: dict[str, list[dict]]) -> str:
+    """Markdown: per run, the pointer loss averaged over every logged step of each 50-step window."""
+    lines = ["| run | logged steps | pointer 1-50 | pointer 51-100 | pointer 101-150 | samples/s (mean to step <= 150) |"]
+    lines.append("|---|---|---|---|---|---|")
+    for name, log in logs.items():
+        means = " | ".join(_fmt(m) for m in window_means(log))
+        upto = [r for r in log if r["step"] <= STEPS[-1]]
+        rate = upto[-1].get("samples_per_s") if upto else None
+        lines.append(f"| {name} | {len(log)} | {means} | {_fmt(rate)} |")
+    return "\n".join(lines)
+
+
 def _fmt(x) -> str:
     return "-" if x is None else f"{x:.3f}"
 
@@ -110,7 +131,7 @@ def main(argv=None) -> int:
     if args.table:
         logs = {"full": _read_log(Path(args.full_log))} if args.full_log else {}
         logs |= {v: _read_log(runs / v / "run/log.jsonl") for v in VARIANTS if (runs / v / "run/log.jsonl").is_file()}
-        print(format_table(logs))
+        print(format_table(logs) + "\n\n" + format_window_table(logs))
     return 0
 
 
