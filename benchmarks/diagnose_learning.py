@@ -89,7 +89,7 @@ def window_means(log: list[dict], term: str = "loss_pointer") -> list[float | No
 
 def format_window_table(logs: dict[str, list[dict]]) -> str:
     """Markdown: per run, the pointer loss averaged over every logged step of each 50-step window."""
-    lines = ["| run | logged steps | pointer 1-50 | pointer 51-100 | pointer 101-150 | samples/s (mean to step <= 150) |"]
+    lines = ["| run | logged steps | pointer 1-50 | pointer 51-100 | pointer 101-150 | samples/s to step 150 |"]
     lines.append("|---|---|---|---|---|---|")
     for name, log in logs.items():
         means = " | ".join(_fmt(m) for m in window_means(log))

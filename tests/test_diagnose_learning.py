@@ -65,6 +65,7 @@ def test_table_pairs_the_logged_steps_and_skips_batches_without_a_term(dl):
 
 
 def test_window_means_average_every_logged_step_with_the_term(dl):
-    log = [{"step": s, "loss_pointer": 0.0 if s % 2 else 2.0 + (s > 50), "samples_per_s": 9.0 + (s > 150)} for s in range(1, 161)]
+    steps = range(1, 161)
+    log = [{"step": s, "loss_pointer": 0.0 if s % 2 else 2.0 + (s > 50), "samples_per_s": 9 + (s > 150)} for s in steps]
     assert dl.window_means(log) == [2.0, 3.0, 3.0]
     assert "| x | 160 | 2.000 | 3.000 | 3.000 | 9.000 |" in dl.format_window_table({"x": log})
