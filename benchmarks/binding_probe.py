@@ -32,6 +32,7 @@ VARIANTS = {  # variant -> model.tiny keys changed on world.yaml's model
     "cell": {},  # world.yaml as shipped: + the spatial pointer (lambda_cell 1)
     "no_cell_lr3e-3": {"lambda_cell": 0.0, "optim.lr": 3e-3},
     "no_cell_init088": {"lambda_cell": 0.0, "initializer_range": 0.088},
+    "cell_fine8": {"patch_size": 8, "pool_stride": 2, "fine_anchor": True},  # 8 px patches, 2x2-pooled + FineAnchor
 }
 EVAL = {"n": 300, "seed": 7, "frames": 32, "tasks": ["rec"]}
 SMOKE_TINY = {"image_size": 32, "patch_size": 16, "hidden": 32, "layers": 1, "vision_layers": 1}
