@@ -4,6 +4,7 @@
     L       = lambda_time * L_time + lambda_space * L_space                   (eq. 6)
             + lambda_pointer * L_pointer    (CPU-scale auxiliary, 0 in the paper; :mod:`.modeling.temporal_pointer`)
             + lambda_cell * L_cell          (CPU-scale auxiliary, 0 in the paper; :func:`cell_loss`)
+            + lambda_inside * L_inside      (CPU-scale auxiliary, 0 in the paper; :func:`inside_loss`)
 
 Boxes are normalized cxcywh (B, N_q, 4); ``box_mask`` (B, N_q) marks the frames inside the ground-truth range that
 have a box, so only those enter L_space. L_time is the autoregressive cross-entropy on the answer text, from
@@ -27,6 +28,7 @@ def loss_weights(config) -> dict[str, float]:
         "lambda_giou": config.lambda_giou,
         "lambda_pointer": getattr(config, "lambda_pointer", 0.0),
         "lambda_cell": getattr(config, "lambda_cell", 0.0),
+        "lambda_inside": getattr(config, "lambda_inside", 0.0),
     }
 
 
@@ -86,6 +88,18 @@ def pointer_loss(time_logits: torch.Tensor, time_mask: torch.Tensor) -> torch.Te
     return (start + end) / 2
 
 
+def inside_loss(inside_logits: torch.Tensor, time_mask: torch.Tensor) -> torch.Tensor:
+    """L_inside: binary cross-entropy of each sampled frame's inside logit against "frame inside the GT range",
+    averaged over the frames of the samples that have a range. inside_logits (B, N) (padding frames -inf),
+    time_mask (B, N) bool -> scalar (0 without ranges)."""
+    n = min(inside_logits.shape[1], time_mask.shape[1])
+    logits, mask = inside_logits[:, :n].float(), time_mask[:, :n].to(inside_logits.device).bool()
+    use = mask.any(dim=1, keepdim=True) & torch.isfinite(logits)
+    if not use.any():
+        return logits.nan_to_num(0.0, 0.0, 0.0).sum() * 0.0
+    return F.binary_cross_entropy_with_logits(logits[use], mask[use].float())
+
+
 def target_cells(target_boxes: torch.Tensor, grid: int) -> torch.Tensor:
     """(..., 4) normalized cxcywh -> (...,) row-major index of the grid x grid cell holding the box centre."""
     col = (target_boxes[..., 0] * grid).long().clamp(0, grid - 1)
@@ -133,6 +147,10 @@ def spacevllm_loss(
         use = time_logits is not None and time_mask is not None
         terms["loss_pointer"] = pointer_loss(time_logits, time_mask) if use else terms["loss_time"] * 0.0
         total = total + w["lambda_pointer"] * terms["loss_pointer"]
+    if w["lambda_inside"] > 0:
+        use = time_logits is not None and time_mask is not None and time_logits.shape[-1] > 2
+        terms["loss_inside"] = inside_loss(time_logits[..., 2], time_mask) if use else terms["loss_time"] * 0.0
+        total = total + w["lambda_inside"] * terms["loss_inside"]
     if w["lambda_cell"] > 0:
         use = cells is not None and target_boxes is not None and box_mask is not None
         terms["loss_cell"] = (

@@ -40,8 +40,8 @@ from spacevllm.modeling.temporal_pointer import TemporalPointer, next_positions
 @dataclass
 class SpaceVLLMOutput(ModelOutput):
     """loss (scalar), loss_dict (named terms), logits (see below), pred_boxes (B, N_q, 4) normalized cxcywh or None,
-    time_logits (B, N_v, 2) pointer start/end logits or None, last_hidden_state (B, L, D), cache (KV cache),
-    patch_features (B, N_v, P*P, D) this pass's unpooled patch features with ``fine_anchor`` (else None), the
+    time_logits (B, N_v, 2) pointer start/end logits (+ inside: (B, N_v, 3)) or None, last_hidden_state (B, L, D),
+    cache (KV cache), patch_features (B, N_v, P*P, D) this pass's unpooled patch features with ``fine_anchor`` (else None), the
     ``patches`` argument of a later ``decode_boxes`` on this pass's ``last_hidden_state``.
 
     ``logits`` depend on the call: without labels (B, L, V), or (B, k, V) at the last k positions with
@@ -186,7 +186,9 @@ class SpaceVLLMForConditionalGeneration(LlavaOnevisionForConditionalGeneration):
         self.model = SpaceVLLMModel(config)
         self.lm_head = nn.Linear(config.text_config.hidden_size, config.text_config.vocab_size, bias=False)
         self.space_decoder = QueryGuidedSpaceDecoder(config)
-        self.temporal_pointer = TemporalPointer(config.text_config.hidden_size) if config.lambda_pointer > 0 else None
+        hidden = config.text_config.hidden_size
+        pointer = config.lambda_pointer > 0
+        self.temporal_pointer = TemporalPointer(hidden, inside=config.lambda_inside > 0) if pointer else None
         self.post_init()
 
     def forward(
@@ -288,7 +290,8 @@ class SpaceVLLMForConditionalGeneration(LlavaOnevisionForConditionalGeneration):
         return out if return_cells else (out, None)
 
     def point_time(self, last_hidden_state, input_ids) -> torch.Tensor:
-        """Temporal pointer on the video queries: (B, L, D), (B, L) -> (B, N_v, 2) start/end logits (-inf pads).
+        """Temporal pointer on the video queries: (B, L, D), (B, L) -> (B, N_v, 2) start/end logits (-inf pads);
+        (B, N_v, 3) with the inside logit as third column when ``config.lambda_inside > 0``.
 
         Only the first ``num_frames`` query ids are video queries; an image's ``<r_{N_v}>`` is never pointed at.
         Frame i's end logit is read from the state one query later (see :mod:`.temporal_pointer`)."""
