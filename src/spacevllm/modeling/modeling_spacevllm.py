@@ -41,8 +41,8 @@ from spacevllm.modeling.temporal_pointer import TemporalPointer, next_positions
 class SpaceVLLMOutput(ModelOutput):
     """loss (scalar), loss_dict (named terms), logits (see below), pred_boxes (B, N_q, 4) normalized cxcywh or None,
     time_logits (B, N_v, 2) pointer start/end logits (+ inside: (B, N_v, 3)) or None, last_hidden_state (B, L, D),
-    cache (KV cache), patch_features (B, N_v, P*P, D) this pass's unpooled patch features with ``fine_anchor`` (else None), the
-    ``patches`` argument of a later ``decode_boxes`` on this pass's ``last_hidden_state``.
+    cache (KV cache), patch_features (B, N_v, P*P, D) this pass's unpooled patch features with ``fine_anchor``
+    (else None), the ``patches`` argument of a later ``decode_boxes`` on this pass's ``last_hidden_state``.
 
     ``logits`` depend on the call: without labels (B, L, V), or (B, k, V) at the last k positions with
     ``logits_to_keep=k`` (``generate`` passes 1); with labels or target boxes (training) (N, V) at the N positions
