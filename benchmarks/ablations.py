@@ -13,10 +13,11 @@ Every row is scored with the paper's generated-text time range (``--time-source 
 with the temporal pointer. Rows:
 
     text_coords               Table 7 "w/o queries and decoder": time range and every box as text (query_mode none;
-                              no queries, hence no pointer)
+                              no queries, hence neither pointer)
     appended                  Table 7 "w/o interleaved design": the queries after all frames
     no_dual_cross_attention   Table 7 "w/o dual cross attention": the space head reads the query state directly
-                              (without eq. 3 there is no attention to anchor the box on either)
+                              (without eq. 3 there is no attention to anchor the box on, nor to supervise with
+                              the spatial pointer ``lambda_cell``)
     full                      SpaceVLLM as world.yaml builds it (16 queries, one per sampled frame)
     queries_<n>               Table 9: n sampled frames and queries (the full model otherwise); queries_16 is the
                               same configuration as full, and reuses its cells
@@ -62,9 +63,9 @@ PAPER_TABLE7 = {  # row -> the paper's Table 7 row name
 }
 PAPER_TABLE9 = {8: "32", 16: "64", 32: "96"}  # our n stands for the paper's: fewer, its default, more
 ROWS = {
-    "text_coords": {"query_mode": "none", "lambda_pointer": 0.0, "time_source": "text"},
+    "text_coords": {"query_mode": "none", "lambda_pointer": 0.0, "lambda_cell": 0.0, "time_source": "text"},
     "appended": {"query_mode": "appended"},
-    "no_dual_cross_attention": {"dual_cross_attention": False},
+    "no_dual_cross_attention": {"dual_cross_attention": False, "lambda_cell": 0.0},
     "full": {},
 }
 EVAL_SEEDS = (7, 11, 23)

@@ -28,6 +28,7 @@ VARIANTS = {  # variant -> (dotted config key, value)
     "stvg_only": ("data.task_weights", {"stvg": 1}),
     "lambda_time01": ("model.overrides", {"lambda_time": 0.1}),
     "lr3e-3": ("optim.lr", 3e-3),
+    "inside": ("model.tiny.lambda_inside", 1.0),  # the pointer's per-frame inside-the-range term
 }
 
 

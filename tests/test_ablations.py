@@ -37,9 +37,12 @@ def _diff(a: dict, b: dict, prefix="") -> set[str]:
 @pytest.mark.parametrize(
     "row, changed",
     [
-        ("text_coords", {"model.tiny.query_mode", "model.tiny.lambda_pointer", "model.tiny.time_source"}),
+        (
+            "text_coords",
+            {"model.tiny.query_mode", "model.tiny.lambda_pointer", "model.tiny.lambda_cell", "model.tiny.time_source"},
+        ),
         ("appended", {"model.tiny.query_mode"}),
-        ("no_dual_cross_attention", {"model.tiny.dual_cross_attention"}),
+        ("no_dual_cross_attention", {"model.tiny.dual_cross_attention", "model.tiny.lambda_cell"}),
         ("queries_8", {"model.tiny.num_frames"}),
         ("queries_32", {"model.tiny.num_frames"}),
         ("queries_16", set()),

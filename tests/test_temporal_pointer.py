@@ -1,6 +1,8 @@
 """Temporal pointer (CPU-scale auxiliary on the query states): targets, loss, span decoding, model wiring and
 ``ground`` with ``time_source="pointer"``."""
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -135,3 +137,27 @@ def test_end_is_read_one_query_later(tmp_path):
     after = torch.cat([pos[1:], pos[-1:] + 1])
     torch.testing.assert_close(logits[0, :, 0], hidden[0, pos] @ w[0] + bias[0])
     torch.testing.assert_close(logits[0, :, 1], hidden[0, after] @ w[1] + bias[1])
+
+
+def test_inside_loss_by_hand():
+    from spacevllm.losses import inside_loss
+
+    logits = torch.tensor([[0.0, 2.0, -1.0, float("-inf")], [1.0, 1.0, 1.0, 1.0]])  # row 0: 3 frames + padding
+    mask = torch.tensor([[False, True, False, False], [False] * 4])  # row 1 has no range: not counted
+    expected = (math.log(2) + math.log(1 + math.exp(-2.0)) + math.log(1 + math.exp(-1.0))) / 3
+    assert math.isclose(float(inside_loss(logits, mask)), expected, rel_tol=1e-6)
+    assert float(inside_loss(logits, torch.zeros(2, 4, dtype=torch.bool))) == 0
+
+
+def test_inside_term_trains_and_leaves_the_span_to_start_and_end(tmp_path):
+    model, processor = load(tmp_path, lambda_pointer=1.0, lambda_inside=0.5)
+    batch = video_batch(processor)
+    out = model(**batch)
+    d = out.loss_dict
+    assert out.time_logits.shape == (2, N, 3) and d["loss_inside"] > 0
+    assert torch.isclose(out.loss, d["loss_time"] + d["loss_space"] + d["loss_pointer"] + 0.5 * d["loss_inside"])
+    d["loss_inside"].backward()
+    assert model.temporal_pointer.inside.weight.grad.abs().sum() > 0
+    assert not model.temporal_pointer.proj.weight.grad.any()  # start/end are not trained by it
+    with pytest.raises(ValueError, match="lambda_inside"):
+        SpaceVLLMConfig(lambda_inside=1.0)  # needs the pointer

@@ -3,6 +3,8 @@
     L_space = lambda_L1 * L1(B_hat, B) + lambda_giou * L_giou(B_hat, B)      (eq. 5, frames in [t_s, t_e] only)
     L       = lambda_time * L_time + lambda_space * L_space                   (eq. 6)
             + lambda_pointer * L_pointer    (CPU-scale auxiliary, 0 in the paper; :mod:`.modeling.temporal_pointer`)
+            + lambda_cell * L_cell          (CPU-scale auxiliary, 0 in the paper; :func:`cell_loss`)
+            + lambda_inside * L_inside      (CPU-scale auxiliary, 0 in the paper; :func:`inside_loss`)
 
 Boxes are normalized cxcywh (B, N_q, 4); ``box_mask`` (B, N_q) marks the frames inside the ground-truth range that
 have a box, so only those enter L_space. L_time is the autoregressive cross-entropy on the answer text, from
@@ -25,6 +27,8 @@ def loss_weights(config) -> dict[str, float]:
         "lambda_l1": config.lambda_l1,
         "lambda_giou": config.lambda_giou,
         "lambda_pointer": getattr(config, "lambda_pointer", 0.0),
+        "lambda_cell": getattr(config, "lambda_cell", 0.0),
+        "lambda_inside": getattr(config, "lambda_inside", 0.0),
     }
 
 
@@ -84,8 +88,48 @@ def pointer_loss(time_logits: torch.Tensor, time_mask: torch.Tensor) -> torch.Te
     return (start + end) / 2
 
 
+def inside_loss(inside_logits: torch.Tensor, time_mask: torch.Tensor) -> torch.Tensor:
+    """L_inside: binary cross-entropy of each sampled frame's inside logit against "frame inside the GT range",
+    averaged over the frames of the samples that have a range. inside_logits (B, N) (padding frames -inf),
+    time_mask (B, N) bool -> scalar (0 without ranges)."""
+    n = min(inside_logits.shape[1], time_mask.shape[1])
+    logits, mask = inside_logits[:, :n].float(), time_mask[:, :n].to(inside_logits.device).bool()
+    use = mask.any(dim=1, keepdim=True) & torch.isfinite(logits)
+    if not use.any():
+        return logits.nan_to_num(0.0, 0.0, 0.0).sum() * 0.0
+    return F.binary_cross_entropy_with_logits(logits[use], mask[use].float())
+
+
+def target_cells(target_boxes: torch.Tensor, grid: int) -> torch.Tensor:
+    """(..., 4) normalized cxcywh -> (...,) row-major index of the grid x grid cell holding the box centre."""
+    col = (target_boxes[..., 0] * grid).long().clamp(0, grid - 1)
+    row = (target_boxes[..., 1] * grid).long().clamp(0, grid - 1)
+    return row * grid + col
+
+
+def cell_loss(cells: torch.Tensor, target_boxes: torch.Tensor, box_mask: torch.Tensor, grid: int) -> torch.Tensor:
+    """L_cell (CPU scale, the spatial pointer): -log of eq. 3's second-attention weight on the pooled cell holding
+    the GT box centre, averaged over the masked boxes. cells (B, N, S) weights, target_boxes (B, N, 4) cxcywh,
+    box_mask (B, N) -> scalar."""
+    n = min(cells.shape[1], target_boxes.shape[1])
+    mask = box_mask[:, :n].bool().to(cells.device)
+    if not mask.any():
+        return cells.sum() * 0.0
+    w = cells[:, :n][mask].float()
+    t = target_cells(target_boxes[:, :n][mask].to(cells.device), grid)
+    return -w.gather(1, t[:, None]).clamp_min(1e-8).log().mean()
+
+
 def spacevllm_loss(
-    config, logits, targets=None, pred_boxes=None, target_boxes=None, box_mask=None, time_logits=None, time_mask=None
+    config,
+    logits,
+    targets=None,
+    pred_boxes=None,
+    target_boxes=None,
+    box_mask=None,
+    time_logits=None,
+    time_mask=None,
+    cells=None,
 ):
     """Total loss (eq. 6) and the dict of named terms: loss_time, loss_l1, loss_giou, loss_space (+ loss_pointer
     when the config has a pointer). ``logits`` (N, V) and ``targets`` (N,) as in :func:`time_loss`; without
@@ -103,4 +147,14 @@ def spacevllm_loss(
         use = time_logits is not None and time_mask is not None
         terms["loss_pointer"] = pointer_loss(time_logits, time_mask) if use else terms["loss_time"] * 0.0
         total = total + w["lambda_pointer"] * terms["loss_pointer"]
+    if w["lambda_inside"] > 0:
+        use = time_logits is not None and time_mask is not None and time_logits.shape[-1] > 2
+        terms["loss_inside"] = inside_loss(time_logits[..., 2], time_mask) if use else terms["loss_time"] * 0.0
+        total = total + w["lambda_inside"] * terms["loss_inside"]
+    if w["lambda_cell"] > 0:
+        use = cells is not None and target_boxes is not None and box_mask is not None
+        terms["loss_cell"] = (
+            cell_loss(cells, target_boxes, box_mask, config.pooled_grid) if use else terms["loss_time"] * 0.0
+        )
+        total = total + w["lambda_cell"] * terms["loss_cell"]
     return total, terms

@@ -906,7 +906,7 @@ def _micro_step(acc, model, optimizer, batch, terms: dict, max_grad_norm):
 
 
 # eq. 5-6 (+ the CPU-scale pointer); a term a batch lacks counts 0
-LOSS_TERMS = ("loss", "loss_time", "loss_space", "loss_l1", "loss_giou", "loss_pointer")
+LOSS_TERMS = ("loss", "loss_time", "loss_space", "loss_l1", "loss_giou", "loss_pointer", "loss_cell", "loss_inside")
 
 
 def _reduce_terms(acc, terms: dict, ga: int) -> dict[str, float]:

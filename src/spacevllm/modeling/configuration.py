@@ -59,6 +59,11 @@ class SpaceVLLMConfig(LlavaOnevisionConfig):
                           larger than the objects (4 px patches averaged 4x4 on 64 px frames). The backbone then
                           returns the unpooled patch features with the pooled ones (``get_video_features``).
     lambda_pointer        weight of the temporal pointer's loss (:mod:`.temporal_pointer`); 0 builds no pointer.
+    lambda_cell           weight of the spatial pointer's loss (:func:`spacevllm.losses.cell_loss`): CE of eq. 3's
+                          second attention over frame i's pooled cells at the cell holding the GT box centre; 0 =
+                          the paper.
+    lambda_inside         (with the pointer) weight of its per-frame inside-the-range term (:func:`spacevllm.losses.
+                          inside_loss`); 0 builds no inside logit.
     time_source           "text" (the paper: the generated answer) or "pointer": where inference reads the range.
     The processor's ``text_first`` (:func:`~.processing.user_turn`) is the one prompt-side switch.
     """
@@ -81,6 +86,8 @@ class SpaceVLLMConfig(LlavaOnevisionConfig):
     box_anchor: bool = False
     fine_anchor: bool = False
     lambda_pointer: float = 0.0
+    lambda_cell: float = 0.0
+    lambda_inside: float = 0.0
     time_source: str = "text"
 
     def __post_init__(self, **kwargs):
@@ -99,6 +106,11 @@ class SpaceVLLMConfig(LlavaOnevisionConfig):
             raise ValueError("lambda_pointer must be >= 0, and 0 without queries (query_mode 'none')")
         if self.fine_anchor and not (self.box_anchor and self.dual_cross_attention and self.query_mode != "none"):
             raise ValueError("fine_anchor refines the box anchor: it needs box_anchor, dual_cross_attention, queries")
+        second_attention = self.dual_cross_attention and self.query_mode != "none"
+        if self.lambda_cell < 0 or (self.lambda_cell > 0 and not second_attention):
+            raise ValueError("lambda_cell must be >= 0, and 0 without the dual cross attention's second attention")
+        if self.lambda_inside < 0 or (self.lambda_inside > 0 and self.lambda_pointer <= 0):
+            raise ValueError("lambda_inside must be >= 0, and 0 without the temporal pointer (lambda_pointer > 0)")
         if self.time_source == "pointer" and self.lambda_pointer <= 0:
             raise ValueError("time_source 'pointer' needs a trained pointer (lambda_pointer > 0)")
 

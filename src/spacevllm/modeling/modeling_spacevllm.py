@@ -40,9 +40,9 @@ from spacevllm.modeling.temporal_pointer import TemporalPointer, next_positions
 @dataclass
 class SpaceVLLMOutput(ModelOutput):
     """loss (scalar), loss_dict (named terms), logits (see below), pred_boxes (B, N_q, 4) normalized cxcywh or None,
-    time_logits (B, N_v, 2) pointer start/end logits or None, last_hidden_state (B, L, D), cache (KV cache),
-    patch_features (B, N_v, P*P, D) this pass's unpooled patch features with ``fine_anchor`` (else None), the
-    ``patches`` argument of a later ``decode_boxes`` on this pass's ``last_hidden_state``.
+    time_logits (B, N_v, 2) pointer start/end logits (+ inside: (B, N_v, 3)) or None, last_hidden_state (B, L, D),
+    cache (KV cache), patch_features (B, N_v, P*P, D) this pass's unpooled patch features with ``fine_anchor``
+    (else None), the ``patches`` argument of a later ``decode_boxes`` on this pass's ``last_hidden_state``.
 
     ``logits`` depend on the call: without labels (B, L, V), or (B, k, V) at the last k positions with
     ``logits_to_keep=k`` (``generate`` passes 1); with labels or target boxes (training) (N, V) at the N positions
@@ -186,7 +186,9 @@ class SpaceVLLMForConditionalGeneration(LlavaOnevisionForConditionalGeneration):
         self.model = SpaceVLLMModel(config)
         self.lm_head = nn.Linear(config.text_config.hidden_size, config.text_config.vocab_size, bias=False)
         self.space_decoder = QueryGuidedSpaceDecoder(config)
-        self.temporal_pointer = TemporalPointer(config.text_config.hidden_size) if config.lambda_pointer > 0 else None
+        hidden = config.text_config.hidden_size
+        pointer = config.lambda_pointer > 0
+        self.temporal_pointer = TemporalPointer(hidden, inside=config.lambda_inside > 0) if pointer else None
         self.post_init()
 
     def forward(
@@ -228,15 +230,16 @@ class SpaceVLLMForConditionalGeneration(LlavaOnevisionForConditionalGeneration):
         if labels is None and target_boxes is not None:  # a loss without answer text: loss_time is a 0
             labels = torch.full(hidden.shape[:2], -100, dtype=torch.long, device=hidden.device)
         logits, targets = self.lean_logits(hidden, labels, logits_to_keep)
-        pred_boxes = time_logits = None
+        pred_boxes = time_logits = cells = None
         if caption_mask is not None and self.config.query_mode != "none" and input_ids is not None:
-            pred_boxes = self.decode_boxes(hidden, input_ids, caption_mask, patches)
+            decoded = self.decode_boxes(hidden, input_ids, caption_mask, patches, self.config.lambda_cell > 0)
+            pred_boxes, cells = decoded if self.config.lambda_cell > 0 else (decoded, None)
             if self.temporal_pointer is not None and pixel_values_videos is not None:
                 time_logits = self.point_time(hidden, input_ids)
         loss = loss_dict = None
         if labels is not None or target_boxes is not None:
             loss, loss_dict = spacevllm_loss(
-                self.config, logits, targets, pred_boxes, target_boxes, box_mask, time_logits, time_mask
+                self.config, logits, targets, pred_boxes, target_boxes, box_mask, time_logits, time_mask, cells
             )
         cache = getattr(out, "cache", None)
         return SpaceVLLMOutput(loss, logits, cache, hidden, pred_boxes, loss_dict, time_logits, patches)
@@ -253,17 +256,22 @@ class SpaceVLLMForConditionalGeneration(LlavaOnevisionForConditionalGeneration):
         keep = slice(-logits_to_keep, None) if logits_to_keep else slice(None)
         return self.lm_head(hidden[:, keep]), None
 
-    def decode_boxes(self, last_hidden_state, input_ids, caption_mask, patches=None) -> torch.Tensor:
-        """Eq. 3-4 on every query of every sample: (B, L, D), (B, L), (B, L) -> (B, N_q, 4) normalized cxcywh.
+    def decode_boxes(self, last_hidden_state, input_ids, caption_mask, patches=None, return_cells=False):
+        """Eq. 3-4 on every query of every sample: (B, L, D), (B, L), (B, L) -> (B, N_q, 4) normalized cxcywh;
+        with ``return_cells`` also eq. 3's second-attention weights (B, N_q, S) over each frame's pooled cells
+        (None without the dual cross attention).
 
         Query j pairs with the j-th frame of visual tokens (for an image: its one frame and ``<r_{N_v}>``).
         ``patches`` (B, N_v, P*P, D): the unpooled patch features, for ``config.fine_anchor``.
         """
         rows = [
-            self._decode_one(h, ids, cap.bool(), None if patches is None else patches[b])
+            self._decode_one(h, ids, cap.bool(), None if patches is None else patches[b], return_cells)
             for b, (h, ids, cap) in enumerate(zip(last_hidden_state, input_ids, caption_mask))
         ]
-        return stack_padded(rows, 0.0)
+        boxes = stack_padded([r[0] for r in rows], 0.0)
+        if not return_cells:
+            return boxes
+        return boxes, None if rows[0][1] is None else stack_padded([r[1] for r in rows], 0.0)
 
     def _init_weights(self, module):
         """transformers' initialization, except layers marked ``zero_init`` (:class:`.space_decoder.FineAnchor`)."""
@@ -271,17 +279,19 @@ class SpaceVLLMForConditionalGeneration(LlavaOnevisionForConditionalGeneration):
         if getattr(module, "zero_init", False):
             init.zeros_(module.weight)
 
-    def _decode_one(self, hidden, ids, caption_mask, patches=None) -> torch.Tensor:
+    def _decode_one(self, hidden, ids, caption_mask, patches=None, return_cells=False):
         visual = self.model.frame_patch_states(hidden[ids == self.config.video_token_id])  # (frames, S, D)
         frames = visual.shape[0]
         queries = hidden[torch.isin(ids, self._query_ids(ids.device))]
         if queries.shape[0] != frames:
             raise ValueError(f"{queries.shape[0]} query tokens for {frames} frames of visual tokens")
         patches = None if patches is None else patches[:frames]
-        return self.space_decoder(visual, queries, hidden[caption_mask[: hidden.shape[0]]], patches)
+        out = self.space_decoder(visual, queries, hidden[caption_mask[: hidden.shape[0]]], patches, return_cells)
+        return out if return_cells else (out, None)
 
     def point_time(self, last_hidden_state, input_ids) -> torch.Tensor:
-        """Temporal pointer on the video queries: (B, L, D), (B, L) -> (B, N_v, 2) start/end logits (-inf pads).
+        """Temporal pointer on the video queries: (B, L, D), (B, L) -> (B, N_v, 2) start/end logits (-inf pads);
+        (B, N_v, 3) with the inside logit as third column when ``config.lambda_inside > 0``.
 
         Only the first ``num_frames`` query ids are video queries; an image's ``<r_{N_v}>`` is never pointed at.
         Frame i's end logit is read from the state one query later (see :mod:`.temporal_pointer`)."""

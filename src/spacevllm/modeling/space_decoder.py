@@ -155,21 +155,27 @@ class QueryGuidedSpaceDecoder(nn.Module):
         self.box_anchor = config.box_anchor
         self.grid = config.pooled_grid
 
-    def forward(self, visual, queries, caption, patches=None) -> torch.Tensor:
+    def forward(self, visual, queries, caption, patches=None, return_cells=False):
         """visual (N, S, D) frame i's visual states, queries (N, D) query i's state, caption (T, D) the caption's
         states, patches (N, P*P, D) the frames' unpooled patch features (``fine_anchor`` only) -> boxes (N, 4)
-        normalized cxcywh."""
+        normalized cxcywh; with ``return_cells`` also eq. 3's second-attention weights A (N, S) over frame i's
+        pooled cells (None without the dual cross attention), what the spatial pointer's loss reads."""
+        boxes, A = self._boxes_and_cells(visual, queries, caption, patches, return_cells)
+        return (boxes, A) if return_cells else boxes
+
+    def _boxes_and_cells(self, visual, queries, caption, patches, need_cells):
         if not self.dual_cross_attention:  # Table 7's ablation
-            return query_only_box(queries, self.space_head)
+            return query_only_box(queries, self.space_head), None
         if caption.shape[0] == 0:
             raise ValueError("eq. 3 needs the caption's tokens, and caption_mask marks none (an empty query?)")
         Q_v, Q_s, K_t = visual, queries[:, None], caption[None]
-        if not (self.decoder_residual or self.box_anchor):  # the paper
-            return query_guided_space_decoder(Q_v, Q_s, K_t, K_t, self.space_head)
+        if not (self.decoder_residual or self.box_anchor):  # the paper; A recomputed only for the spatial pointer
+            boxes = query_guided_space_decoder(Q_v, Q_s, K_t, K_t, self.space_head)
+            return boxes, attention_weights(Q_s, attention(Q_v, K_t, K_t))[:, 0] if need_cells else None
         # eq. 3 with the CPU-scale pieces: the first attention plain or residual, the second's weights kept
         V_eh = residual_text_enhancement(Q_v, K_t, K_t) if self.decoder_residual else attention(Q_v, K_t, K_t)
         A = attention_weights(Q_s, V_eh)  # (N, 1, S)
-        return self.box(S=(A @ V_eh)[:, 0], A=A[:, 0], patches=patches)
+        return self.box(S=(A @ V_eh)[:, 0], A=A[:, 0], patches=patches), A[:, 0]
 
     def box(self, S: torch.Tensor, A: torch.Tensor, patches=None) -> torch.Tensor:
         """Eq. 4 after the config's anchor: S (N, D), A (N, S) the second attention's weights -> (N, 4) cxcywh."""

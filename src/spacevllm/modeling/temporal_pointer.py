@@ -11,6 +11,11 @@ that the object starts acting at frame i (it did not at i - 1) but not that it s
 sees both. For the last frame, "one query later" is the token right after ``<r_{N_v-1}>`` (LLaVA-OneVision's
 trailing newline feature in the interleaved layout), which has seen the whole video.
 
+With ``config.lambda_inside > 0`` a third logit per query, ``w_i . Q'_i``, says whether frame i lies inside the GT
+range (``L_inside``: binary cross-entropy over every sampled frame, :func:`spacevllm.losses.inside_loss`): sixteen
+labels per sample where start and end give two, a denser signal for learning *when* the object acts. It only
+trains; the range is still read from the start and end logits.
+
 L_pointer lives with the other objectives in :mod:`spacevllm.losses`. It supervises the query states themselves
 with the temporal target, and they are also what eq. 3's second attention reads to find the object.
 ``config.lambda_pointer`` weights it (0 = the paper, no pointer built); ``config.time_source = "pointer"`` makes
@@ -24,15 +29,20 @@ from torch import nn
 
 
 class TemporalPointer(nn.Module):
-    """Start logits from the query states, end logits from the states one query later: (N, D), (N, D) -> (N, 2)."""
+    """Start logits from the query states, end logits from the states one query later: (N, D), (N, D) -> (N, 2);
+    with ``inside`` a third column, the per-frame inside-the-range logit from the query states -> (N, 3)."""
 
-    def __init__(self, hidden: int):
+    def __init__(self, hidden: int, inside: bool = False):
         super().__init__()
         self.proj = nn.Linear(hidden, 2)
+        self.inside = nn.Linear(hidden, 1) if inside else None
 
     def forward(self, queries: torch.Tensor, next_states: torch.Tensor) -> torch.Tensor:
         w, b = self.proj.weight, self.proj.bias
-        return torch.stack([queries @ w[0] + b[0], next_states @ w[1] + b[1]], dim=-1)
+        columns = [queries @ w[0] + b[0], next_states @ w[1] + b[1]]
+        if self.inside is not None:
+            columns.append(self.inside(queries)[:, 0])
+        return torch.stack(columns, dim=-1)
 
 
 def next_positions(query_positions: torch.Tensor) -> torch.Tensor:
