@@ -72,7 +72,9 @@ def test_cell_loss_enters_the_total_and_reaches_the_llm(tmp_path, switches):
     out = model(**batch)
     d = out.loss_dict
     assert torch.isclose(out.loss, d["loss_time"] + d["loss_space"] + 0.5 * d["loss_cell"])
-    _, cells = model.decode_boxes(out.last_hidden_state, batch["input_ids"], batch["caption_mask"], None, True)
+    args = (out.last_hidden_state, batch["input_ids"], batch["caption_mask"], None)
+    boxes, cells = model.decode_boxes(*args, return_cells=True)
+    assert torch.allclose(boxes, model.decode_boxes(*args), atol=1e-6)  # asking for the weights keeps the boxes
     assert cells.shape == (2, N, 4) and torch.allclose(cells.sum(-1), torch.ones(2, N))
     expected = -cells[:, 1:3, 2].log().mean()  # (0.2, 0.7) is in cell (col 0, row 1) = 2 of the 2 x 2 grid
     assert torch.isclose(d["loss_cell"], expected, rtol=1e-5)

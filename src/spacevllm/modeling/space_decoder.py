@@ -169,10 +169,10 @@ class QueryGuidedSpaceDecoder(nn.Module):
         if caption.shape[0] == 0:
             raise ValueError("eq. 3 needs the caption's tokens, and caption_mask marks none (an empty query?)")
         Q_v, Q_s, K_t = visual, queries[:, None], caption[None]
-        if not (self.decoder_residual or self.box_anchor):  # the paper; A recomputed only for the spatial pointer
-            boxes = query_guided_space_decoder(Q_v, Q_s, K_t, K_t, self.space_head)
-            return boxes, attention_weights(Q_s, attention(Q_v, K_t, K_t))[:, 0] if need_cells else None
-        # eq. 3 with the CPU-scale pieces: the first attention plain or residual, the second's weights kept
+        if not (self.decoder_residual or self.box_anchor or need_cells):  # the paper
+            return query_guided_space_decoder(Q_v, Q_s, K_t, K_t, self.space_head), None
+        # eq. 3 with the second attention's weights kept (the same computation as the paper's function when both
+        # CPU-scale pieces are off), the first attention plain or residual
         V_eh = residual_text_enhancement(Q_v, K_t, K_t) if self.decoder_residual else attention(Q_v, K_t, K_t)
         A = attention_weights(Q_s, V_eh)  # (N, 1, S)
         return self.box(S=(A @ V_eh)[:, 0], A=A[:, 0], patches=patches), A[:, 0]
