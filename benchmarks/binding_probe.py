@@ -16,9 +16,8 @@ appended to ``runs/binding/rows.jsonl`` once scored.
 from __future__ import annotations
 
 import argparse
-import contextlib
+import functools
 import importlib.util
-import io
 import json
 import statistics
 import sys
@@ -38,7 +37,9 @@ EVAL = {"n": 300, "seed": 7, "frames": 32, "tasks": ["rec"]}
 SMOKE_TINY = {"image_size": 32, "patch_size": 16, "hidden": 32, "layers": 1, "vision_layers": 1}
 
 
+@functools.cache
 def _ablations():
+    """benchmarks/ablations.py as a module (loaded once): its cell config, world names and in-process CLI."""
     spec = importlib.util.spec_from_file_location("ablations", REPO / "benchmarks" / "ablations.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -59,16 +60,6 @@ def variant_config(variant: str, steps: int, world_runs: Path, out_dir: Path, sm
         else:
             cfg["model"]["tiny"][key] = value
     return cfg | {"save_every": 100000, "out_dir": str(out_dir)}
-
-
-def _cli(argv: list[str]) -> str:
-    from spacevllm.cli import main
-
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
-        if main(argv) != 0:
-            raise SystemExit(f"binding_probe: spacevllm {' '.join(argv)} failed")
-    return out.getvalue()
 
 
 def binding_scores(predictions: Path, eval_dir: Path) -> dict:
@@ -106,7 +97,7 @@ def eval_world(runs: Path, smoke: bool = False) -> Path:
     if not (folder / "records.jsonl").is_file():
         argv = ["synth-world", "--out", str(folder), "--n", str(world["n"]), "--seed", str(world["seed"])]
         argv += ["--frames", str(world["frames"]), "--size", str(world.get("size", 64)), "--tasks", "rec"]
-        _cli([*argv, "--no-progress", "--json"])
+        _ablations()._cli([*argv, "--no-progress", "--json"])
     return folder
 
 
@@ -118,9 +109,9 @@ def run(variant: str, steps: int, runs: Path, world_runs: Path, smoke: bool = Fa
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False), encoding="utf-8")
     resume = ["--resume"] if (out / "run" / "run.json").is_file() else []
-    _cli(["train", "--config", str(out / "config.yaml"), *resume])
+    _ablations()._cli(["train", "--config", str(out / "config.yaml"), *resume])
     pred = out / "rec.predictions.jsonl"
-    scores = json.loads(_cli(["evaluate", "run", "--annotations", str(eval_dir / "records.jsonl"),
+    scores = json.loads(_ablations()._cli(["evaluate", "run", "--annotations", str(eval_dir / "records.jsonl"),
                               "--checkpoint", str(out / "run" / "final"), "--out", str(pred), "--json",
                               "--no-progress", "--batch-size", "32"]))  # fmt: skip
     log = [json.loads(line) for line in (out / "run" / "log.jsonl").read_text().splitlines()]
