@@ -3,24 +3,19 @@
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import io
 import json
-import sys
 from pathlib import Path
 
 import pytest
+from helpers import load_benchmark
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def ab():
-    spec = importlib.util.spec_from_file_location("ablations", REPO / "benchmarks" / "ablations.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["ablations"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("ablations")
 
 
 def _diff(a: dict, b: dict, prefix="") -> set[str]:

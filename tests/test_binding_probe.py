@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
-
-REPO = Path(__file__).resolve().parents[1]
+from helpers import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def bp():
-    spec = importlib.util.spec_from_file_location("binding_probe", REPO / "benchmarks" / "binding_probe.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["binding_probe"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("binding_probe")
 
 
 def test_variants_change_only_their_keys_on_rec_batches(bp, tmp_path):

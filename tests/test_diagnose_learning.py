@@ -2,26 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-def _load(name):
-    spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+from helpers import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def dl():
-    return _load("diagnose_learning")
+    return load_benchmark("diagnose_learning")
 
 
 def _flat(d: dict, prefix="") -> dict:
@@ -41,7 +28,7 @@ def _flat(d: dict, prefix="") -> dict:
     ],
 )
 def test_a_variant_is_the_full_cell_with_one_change(dl, tmp_path, variant, changed):
-    full = _flat(_load("ablations").cell_config("full", 0, tmp_path))
+    full = _flat(load_benchmark("ablations").cell_config("full", 0, tmp_path))
     cfg = _flat(dl.variant_config(variant, tmp_path, tmp_path / "out"))
     diff = {k for k in set(full) | set(cfg) if full.get(k) != cfg.get(k)}
     assert diff - {"log_every", "save_every", "out_dir"} == changed

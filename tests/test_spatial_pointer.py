@@ -3,16 +3,14 @@ attention against a hand computation, the decoder's attention weights, and the m
 
 import math
 
-import numpy as np
 import pytest
 import torch
+from helpers import tiny_video_batch, tiny_video_model
 from hypothesis import given
 from hypothesis import strategies as st
 
 from spacevllm.losses import cell_loss, target_cells
-from spacevllm.modeling import SpaceVLLMForConditionalGeneration, SpaceVLLMProcessor
 from spacevllm.modeling.configuration import SpaceVLLMConfig
-from spacevllm.modeling.tiny import build_tiny_checkpoint
 
 N = 4  # frames of the tiny model
 
@@ -49,26 +47,12 @@ def test_config_needs_the_second_attention():
         SpaceVLLMConfig(lambda_cell=-1.0)
 
 
-def load(tmp_path, **overrides):
-    ckpt = build_tiny_checkpoint(tmp_path / "ckpt", num_frames=N, image_size=32, patch_size=8, **overrides)
-    return SpaceVLLMForConditionalGeneration.from_pretrained(ckpt), SpaceVLLMProcessor.from_pretrained(ckpt)
-
-
-def video_batch(processor):
-    frames = [np.random.default_rng(i).integers(0, 255, (N, 32, 32, 3), dtype=np.uint8) for i in range(2)]
-    out = processor(
-        videos=frames, times=[np.arange(N) * 0.2] * 2, durations=[0.8] * 2, queries=["the red square", "a circle"],
-        answers=["from 0.2 to 0.4 seconds"] * 2, padding_side="right",
-    )  # fmt: skip
-    out["target_boxes"] = torch.tensor([[0.2, 0.7, 0.1, 0.1]] * N).expand(2, N, 4).clone()
-    out["box_mask"] = out["time_mask"] = torch.tensor([[False, True, True, False]] * 2)
-    return out
-
-
 @pytest.mark.parametrize("switches", [{}, {"decoder_residual": True, "box_anchor": True}])
 def test_cell_loss_enters_the_total_and_reaches_the_llm(tmp_path, switches):
-    model, processor = load(tmp_path, lambda_cell=0.5, pool_stride=2, **switches)  # 4 x 4 patches -> 2 x 2 cells
-    batch = video_batch(processor)
+    # 4 x 4 patches of 8 px, pooled 2 x 2 -> 2 x 2 cells
+    model, processor = tiny_video_model(tmp_path, lambda_cell=0.5, pool_stride=2, **switches)
+    batch = tiny_video_batch(processor)
+    batch["target_boxes"][:] = torch.tensor([0.2, 0.7, 0.1, 0.1])
     out = model(**batch)
     d = out.loss_dict
     assert torch.isclose(out.loss, d["loss_time"] + d["loss_space"] + 0.5 * d["loss_cell"])
@@ -83,5 +67,5 @@ def test_cell_loss_enters_the_total_and_reaches_the_llm(tmp_path, switches):
 
 
 def test_no_cell_loss_by_default(tmp_path):
-    model, processor = load(tmp_path)
-    assert "loss_cell" not in model(**video_batch(processor)).loss_dict
+    model, processor = tiny_video_model(tmp_path)
+    assert "loss_cell" not in model(**tiny_video_batch(processor)).loss_dict

@@ -6,14 +6,13 @@ import math
 import numpy as np
 import pytest
 import torch
+from helpers import tiny_video_batch, tiny_video_model
 from hypothesis import given
 from hypothesis import strategies as st
 
 from spacevllm.losses import pointer_loss, pointer_targets
-from spacevllm.modeling import SpaceVLLMForConditionalGeneration, SpaceVLLMProcessor
 from spacevllm.modeling.configuration import SpaceVLLMConfig
 from spacevllm.modeling.temporal_pointer import best_span
-from spacevllm.modeling.tiny import build_tiny_checkpoint
 
 N = 4
 
@@ -60,25 +59,9 @@ def test_config_checks():
         SpaceVLLMConfig(lambda_pointer=1.0, query_mode="none")
 
 
-def load(tmp_path, **overrides):
-    ckpt = build_tiny_checkpoint(tmp_path / "ckpt", num_frames=N, image_size=32, patch_size=8, **overrides)
-    return SpaceVLLMForConditionalGeneration.from_pretrained(ckpt), SpaceVLLMProcessor.from_pretrained(ckpt)
-
-
-def video_batch(processor):
-    frames = [np.random.default_rng(i).integers(0, 255, (N, 32, 32, 3), dtype=np.uint8) for i in range(2)]
-    out = processor(
-        videos=frames, times=[np.arange(N) * 0.2] * 2, durations=[0.8] * 2, queries=["the red square", "a circle"],
-        answers=["from 0.2 to 0.4 seconds"] * 2, padding_side="right",
-    )  # fmt: skip
-    out["target_boxes"] = torch.full((2, N, 4), 0.5)
-    out["box_mask"] = out["time_mask"] = torch.tensor([[False, True, True, False]] * 2)
-    return out
-
-
 def test_pointer_loss_enters_the_total_and_trains_the_queries(tmp_path):
-    model, processor = load(tmp_path, lambda_pointer=0.5)
-    out = model(**video_batch(processor))
+    model, processor = tiny_video_model(tmp_path, lambda_pointer=0.5)
+    out = model(**tiny_video_batch(processor))
     d = out.loss_dict
     assert out.time_logits.shape == (2, N, 2) and d["loss_pointer"] > 0
     assert torch.isclose(out.loss, d["loss_time"] + d["loss_space"] + 0.5 * d["loss_pointer"])
@@ -88,8 +71,8 @@ def test_pointer_loss_enters_the_total_and_trains_the_queries(tmp_path):
 
 
 def test_no_pointer_by_default(tmp_path):
-    model, processor = load(tmp_path)
-    out = model(**video_batch(processor))
+    model, processor = tiny_video_model(tmp_path)
+    out = model(**tiny_video_batch(processor))
     assert model.temporal_pointer is None and out.time_logits is None and "loss_pointer" not in out.loss_dict
 
 
@@ -97,7 +80,7 @@ def test_ground_reads_the_range_from_the_pointer(tmp_path):
     from spacevllm.modeling.inference import ground
     from spacevllm.video import SampledFrames, VideoInfo
 
-    model, processor = load(tmp_path, lambda_pointer=1.0, time_source="pointer")
+    model, processor = tiny_video_model(tmp_path, lambda_pointer=1.0, time_source="pointer")
     model.eval()
     with torch.no_grad():  # make frame 1 the start and frame 2 the end, whatever the query states are
         model.temporal_pointer.proj.weight.zero_()
@@ -127,8 +110,8 @@ def test_end_is_read_one_query_later(tmp_path):
     from spacevllm.modeling.temporal_pointer import next_positions
 
     assert next_positions(torch.tensor([3, 7, 11])).tolist() == [7, 11, 12]
-    model, processor = load(tmp_path, lambda_pointer=1.0)
-    b = video_batch(processor)
+    model, processor = tiny_video_model(tmp_path, lambda_pointer=1.0)
+    b = tiny_video_batch(processor)
     hidden = torch.randn(*b["input_ids"].shape, model.config.text_config.hidden_size)
     logits = model.point_time(hidden, b["input_ids"])
     qids = torch.tensor(model.config.query_token_ids[:N])
@@ -150,8 +133,8 @@ def test_inside_loss_by_hand():
 
 
 def test_inside_term_trains_and_leaves_the_span_to_start_and_end(tmp_path):
-    model, processor = load(tmp_path, lambda_pointer=1.0, lambda_inside=0.5)
-    batch = video_batch(processor)
+    model, processor = tiny_video_model(tmp_path, lambda_pointer=1.0, lambda_inside=0.5)
+    batch = tiny_video_batch(processor)
     out = model(**batch)
     d = out.loss_dict
     assert out.time_logits.shape == (2, N, 3) and d["loss_inside"] > 0
