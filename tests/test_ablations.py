@@ -136,3 +136,12 @@ def test_smoke_trains_and_scores_every_row(ab, tmp_path):
     shipped = json.loads((tmp_path / "cells" / by_row["full"]["config_hash"] / "final" / "config.json").read_text())
     assert shipped["time_source"] == "pointer" and shipped["lambda_pointer"] > 0
     assert (sorted(ab.RESULTS.glob("*")) if ab.RESULTS.is_dir() else []) == committed
+
+
+def test_threads_do_not_change_the_cell(ab, tmp_path):
+    """How many CPU threads train a cell is an execution detail: the same hash (the same cell) either way."""
+    a = ab.cell_config("full", 0, tmp_path)
+    b = ab.cell_config("full", 0, tmp_path) | {"threads": 1}
+    assert a.get("threads") != 1
+    assert ab.config_hash(a) == ab.config_hash(b)
+    assert ab.config_hash(a) != ab.config_hash(ab.cell_config("full", 1, tmp_path))
