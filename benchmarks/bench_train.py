@@ -4,7 +4,7 @@ Runs ``--steps`` optimizer steps of CONFIG into a temporary folder (the world/re
 or be generatable), skips the first ``--warmup`` steps (tokenizer/model build, first batches, frame cache fill),
 and prints a Markdown row: samples/s, s/step, peak RSS. Use ``--threads`` to match the machine share.
 
-    .venv/bin/python benchmarks/bench_train.py --config src/spacevllm/configs/train/world_default.yaml --steps 30
+    .venv/bin/python benchmarks/bench_train.py --config src/spacevllm/configs/train/world.yaml --steps 30
 """
 
 from __future__ import annotations

@@ -1,12 +1,12 @@
 """Can each model fit a handful of world scenes? A check that the text-coordinate baseline's path works end to end.
 
-The baseline (paper Table 7 row 1, ``world_textcoords.yaml``) writes every box as text, which the inference side
-must generate and parse back (``spacevllm.text_coords``). When its held-out scores are no better than one
-fixed answer for every query, this script tells a broken path from a model that does not generalize: it trains
-the stage-1 configs of both models (``world_default.yaml`` and ``world_textcoords.yaml``, the same model but
-``query_mode``) on ``--scenes`` world scenes (STVG + REC, seed 1) for ``--steps`` steps of
-``--batch`` samples and scores them with ``evaluate run`` on those same training records. A path that works
-fits them far above the one-fixed-answer level.
+The baseline (paper Table 7 row 1, the ``text_coords`` row of ``benchmarks/ablations.py``) writes every box as
+text, which the inference side must generate and parse back (``spacevllm.text_coords``). When its held-out scores
+are no better than one fixed answer for every query, this script tells a broken path from a model that does not
+generalize: it trains both models from ``world.yaml`` (the default model as it is; the baseline with the
+``text_coords`` row's switches: the same model but ``query_mode``) on ``--scenes`` world scenes (STVG + REC,
+seed 1) for ``--steps`` steps of ``--batch`` samples and scores them with ``evaluate run`` on those same training
+records. A path that works fits them far above the one-fixed-answer level.
 
     .venv/bin/python benchmarks/overfit_check.py --out runs/overfit [--scenes 16] [--steps 600] [--batch 8]
 
@@ -20,18 +20,21 @@ import json
 import time
 from pathlib import Path
 
+from ablations import ROWS
+
 from spacevllm.data.world import generate_world, world_stats
 from spacevllm.engine.evaluate_run import evaluate_run
 from spacevllm.engine.train import load_config, train
 
-CONFIGS = Path(__file__).resolve().parents[1] / "src" / "spacevllm" / "configs" / "train"
-MODELS = {"default": "world_default.yaml", "textcoords": "world_textcoords.yaml"}
+CONFIG = Path(__file__).resolve().parents[1] / "src" / "spacevllm" / "configs" / "train" / "world.yaml"
+MODELS = {"default": {}, "textcoords": ROWS["text_coords"]}  # model.tiny switches on world.yaml
 
 
 def fit(name: str, records: Path, out: Path, steps: int, batch: int) -> tuple[Path, float | None]:
-    """Train ``MODELS[name]`` on ``records`` into ``out/name``; (final checkpoint, seconds spent training, None when
-    an earlier run had already trained it)."""
-    cfg = load_config(CONFIGS / MODELS[name])
+    """Train world.yaml with ``MODELS[name]`` on ``records`` into ``out/name``; (final checkpoint, seconds spent
+    training, None when an earlier run had already trained it)."""
+    cfg = load_config(CONFIG)
+    cfg.model.tiny = {**cfg.model.tiny, **MODELS[name]}
     cfg.out_dir = str(out / name)
     cfg.data.train, cfg.data.world = [str(records)], None
     cfg.data.task_weights = {"stvg": 1, "rec": 1}

@@ -1,7 +1,7 @@
 """Where one training step of a world config goes: data, vision tower, projector, LLM, space decoder, pointer,
 LM head + loss, backward, optimizer; and what one sample's tokens are.
 
-    python benchmarks/profile_step.py --config src/spacevllm/configs/train/world_default.yaml --steps 6
+    python benchmarks/profile_step.py --config src/spacevllm/configs/train/world.yaml --steps 6
 
 Builds the config's model (a fresh tiny one, or ``model.init``) with the config's ``model.overrides``, draws
 batches from the config's mixture (STVG batches only with ``--task stvg``) on a small world generated into

@@ -1,9 +1,9 @@
 """Files shipped inside the package: the embedded default model and a sample world video.
 
 - ``default_model/``: a small SpaceVLLM trained from scratch on the synthetic world by ``spacevllm train``
-  (``configs/train/world_default.yaml`` and the stages after it, listed in README's Training section; numbers and
-  budget in benchmarks/RESULTS.md), saved with ``save_pretrained`` (safetensors weights, config, tokenizer and
-  processor files).
+  (seven stages whose files were removed after commit 6de5f6b, when ``configs/train/world.yaml`` became the one
+  recipe; numbers and budget in benchmarks/RESULTS.md), saved with ``save_pretrained`` (safetensors weights,
+  config, tokenizer and processor files).
 - ``sample/sample.mp4``: a held-out world video; ``sample/sample.json``: its query (and ground truth).
 """
 
@@ -23,7 +23,7 @@ def default_checkpoint_path() -> Path:
     if not (path / "config.json").is_file():
         raise SpaceVLLMError(
             f"the embedded default model is missing at {path}; pass --checkpoint DIR or train it with "
-            "`spacevllm train --config src/spacevllm/configs/train/world_default.yaml`"
+            "`spacevllm train --config src/spacevllm/configs/train/world.yaml`"
         )
     return path
 
