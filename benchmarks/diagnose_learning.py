@@ -4,7 +4,8 @@
     python benchmarks/diagnose_learning.py --table --full-log L  # losses at steps 50/100/150 per variant vs L
 
 Every variant is the ``full`` cell of ``benchmarks/ablations.py`` (world.yaml + the cell settings: 4,000-scene world
-of 32-frame clips, 600 steps x 32, lr 1e-3, seed 0) with ONE change (:data:`VARIANTS`) and ``log_every: 1``; it is
+of 32-frame clips, lr 1e-3, seed 0) on the 600-step schedule the diagnostics were measured on (:data:`SCHEDULE`;
+the cells now run 1,200) with ONE change (:data:`VARIANTS`) and ``log_every: 1``; it is
 trained with ``spacevllm train --config runs/diag/<variant>/cell.yaml --stop-after 150`` (the schedule still spans
 600 steps, so the lr at each step is the full cell's). The sampler draws the same task per step as the full cell
 (same seed, same task weights), so a loss at step k compares the same batch.
@@ -23,6 +24,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 TERMS = ("loss_pointer", "loss_time", "loss_l1", "loss_giou")
 STEPS = (50, 100, 150)
+SCHEDULE = 600  # optimizer steps the cosine schedule spans (the 19,200-sample cell of RESULTS' diagnostics)
 VARIANTS = {  # variant -> (dotted config key, value)
     "init088": ("model.tiny.initializer_range", 0.088),  # 1/sqrt(hidden 128); Qwen2's default is 0.02
     "stvg_only": ("data.task_weights", {"stvg": 1}),
@@ -44,6 +46,7 @@ def variant_config(variant: str, world_runs: Path, out_dir: Path) -> dict:
     if variant not in VARIANTS:
         raise SystemExit(f"diagnose_learning: unknown variant {variant!r} (variants: {', '.join(VARIANTS)})")
     cfg = _ablations().cell_config("full", 0, world_runs)
+    cfg["optim"]["max_steps"] = SCHEDULE
     key, value = VARIANTS[variant]
     *parents, leaf = key.split(".")
     node = cfg

@@ -31,8 +31,8 @@ def test_a_variant_is_the_full_cell_with_one_change(dl, tmp_path, variant, chang
     full = _flat(load_benchmark("ablations").cell_config("full", 0, tmp_path))
     cfg = _flat(dl.variant_config(variant, tmp_path, tmp_path / "out"))
     diff = {k for k in set(full) | set(cfg) if full.get(k) != cfg.get(k)}
-    assert diff - {"log_every", "save_every", "out_dir"} == changed
-    assert cfg["optim.max_steps"] == full["optim.max_steps"] == 600
+    assert diff - {"log_every", "save_every", "out_dir", "optim.max_steps"} == changed
+    assert cfg["optim.max_steps"] == dl.SCHEDULE == 600  # the schedule RESULTS' diagnostics were measured on
 
 
 def test_unknown_variant_is_refused(dl, tmp_path):
