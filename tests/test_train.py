@@ -155,7 +155,7 @@ def test_every_shipped_train_config_still_loads():
 
     folder = Path(__file__).parent.parent / "src" / "spacevllm" / "configs" / "train"
     configs = sorted(folder.glob("*.yaml"))
-    assert len(configs) > 5
+    assert {p.name for p in configs} >= {"world.yaml", "tiny_ci.yaml", "paper_7b.yaml"}
     for path in configs:
         check_parts(load_config(path).optim.parts)
 
