@@ -215,6 +215,8 @@ def run_cell(row: str, seed: int, runs: Path, results: Path, smoke: bool = False
     has_queries = cfg["model"]["tiny"].get("query_mode", "interleaved") != "none"
     metrics, eval_s = score_cell(cell_dir, has_queries, seeds, splits, 16)
     log = read_log(cell_dir / "log.jsonl") if (cell_dir / "log.jsonl").is_file() else []
+    # the log's train_s sums every attempt's training; timing's only those that ended without a kill
+    train_s = log[-1]["train_s"] if log and "train_s" in log[-1] else timing["train_s"]
     result = {
         "row": row,
         "seed": seed,
@@ -224,7 +226,7 @@ def run_cell(row: str, seed: int, runs: Path, results: Path, smoke: bool = False
         "data": cfg["data"] | {"train": [Path(p).parent.name for p in cfg["data"]["train"]]},
         "optim": cfg["optim"],
         "samples": cfg["optim"]["max_steps"] * cfg["optim"]["batch_size"] * cfg["optim"]["grad_accum"],
-        "wall_s": round(timing["train_s"], 1),
+        "wall_s": round(train_s, 1),
         "train_attempts": timing["attempts"],
         "threads": cfg.get("threads"),
         "load_avg_1min": timing.get("load_avg_1min", []),

@@ -90,6 +90,9 @@ def test_resume_reproduces_the_straight_loss_curve(world, tmp_path):
     for ra, rb in zip(a, b):
         assert ra["loss"] == pytest.approx(rb["loss"], rel=1e-6, abs=1e-7)
         assert ra["lr"] == pytest.approx(rb["lr"])
+    # seconds of training count on from the checkpoint's across the resume (not from 0, not the killed step 4)
+    seconds = [r["train_s"] for r in b]
+    assert seconds[2] == state["train_s"] > 0 and seconds == sorted(seconds) and seconds[3] > seconds[2]
 
 
 def test_bad_config_is_one_line_error(tmp_path, capsys):

@@ -8,7 +8,8 @@ A checkpoint is a folder ``OUT/checkpoints/step-XXXXXXXX/`` holding
 - ``state/``        accelerate's ``save_state``: optimizer, the LR scheduler, and every process's RNG states
                     (python, numpy, torch, CUDA); under DeepSpeed its own checkpoint of the engine (ZeRO shards of
                     each rank). Plain runs keep no second copy of the weights there (``model/`` holds them).
-- ``state.json``    step, samples consumed, last logged losses (human-readable).
+- ``state.json``    step, samples consumed, seconds of training up to the step (``train_s``), last logged losses
+                    (human-readable).
 
 Every process writes its part of ``state/`` into a staging folder; the main process then builds the checkpoint in
 a temporary sibling folder and renames it into place (``os.replace`` is atomic on one file system), so a
@@ -156,9 +157,14 @@ def load_state(acc, ckpt: str | os.PathLike) -> None:
     acc.load_state(str(Path(ckpt) / "state"))
 
 
+def read_state(ckpt: str | os.PathLike) -> dict:
+    """A checkpoint's ``state.json``: step, samples_seen, train_s (absent in older checkpoints), losses, ..."""
+    return json.loads((Path(ckpt) / "state.json").read_text(encoding="utf-8"))
+
+
 def read_step(ckpt: str | os.PathLike) -> int:
     """The optimizer step a checkpoint was written at (its ``state.json``)."""
-    return int(json.loads((Path(ckpt) / "state.json").read_text(encoding="utf-8"))["step"])
+    return int(read_state(ckpt)["step"])
 
 
 def save_checkpoint(out_dir, step: int, *, model, processor, optimizer, scheduler, samples_seen: int, extra=None):

@@ -17,7 +17,9 @@ grad_accum`` samples, cut into ``grad_accum`` micro-batches), and a checkpoint s
 RNG states and the step (hence the data position), so a run killed and resumed logs the same losses as a straight
 run (tested on CPU: plain, ZeRO-2 and ZeRO-3, one and two processes).
 
-Output folder ``OUT``: ``config.yaml`` (the resolved config), ``log.jsonl`` (one line per logged step),
+Output folder ``OUT``: ``config.yaml`` (the resolved config), ``log.jsonl`` (one line per logged step; its
+``train_s`` is the seconds of training up to that step, summed over resumes: the time of steps lost to a kill and
+redone counts once, that of setup not at all),
 ``checkpoints/step-XXXXXXXX/`` (see :mod:`spacevllm.engine.checkpoint`), ``final/`` (model + processor).
 """
 
@@ -722,7 +724,8 @@ def _train(cfg: TrainConfig, acc, mode: str, progress: bool, stop_after: int | N
     if acc.is_main_process:
         _start_log(cfg, out, step, {"run": run, "config": identity})
         print(describe_run(cfg, acc, len(loader.dataset), counts))
-    step = _loop(cfg, acc, model, processor, optimizer, scheduler, batches, step, progress, stop_after, run)
+    train_s = ckpt.read_state(last).get("train_s", 0.0) if last is not None else 0.0
+    step = _loop(cfg, acc, model, processor, optimizer, scheduler, batches, (step, train_s), progress, stop_after, run)
     if step < cfg.optim.max_steps:
         return ckpt.checkpoint_dir(out, step)
     final = out / "final"
@@ -849,14 +852,16 @@ def _loader(cfg: TrainConfig, processor, model_config, step: int, acc):
     )
 
 
-def _loop(cfg, acc, model, processor, optimizer, scheduler, batches, step, progress, stop_after=None, run=None) -> int:
-    """Optimizer steps until ``max_steps`` (or ``stop_after``); returns the last step done.
+def _loop(cfg, acc, model, processor, optimizer, scheduler, batches, start, progress, stop_after=None, run=None) -> int:
+    """Optimizer steps from ``start = (step, seconds of training up to it)`` until ``max_steps`` (or
+    ``stop_after``); returns the last step done.
 
     accelerate counts the micro-batches (``accelerator.accumulate``): gradients are synchronized, the optimizer
     steps and the loss is scaled by 1/k (DeepSpeed: inside its engine) once every ``optim.grad_accum``. The
     DataLoader is not prepared, so accelerate never learns where it ends (GradientState.end_of_dataloader stays
     False): the sampler yields whole steps (k micro-batches each) and every step ends on a synchronizing one."""
     o, ga = cfg.optim, cfg.optim.grad_accum
+    step, train_s0 = start
     bar = progress_bar(total=o.max_steps, initial=step, enabled=progress and acc.is_main_process, desc="train")
     terms: dict[str, float] = {}
     t0, seen0 = time.perf_counter(), step
@@ -873,11 +878,12 @@ def _loop(cfg, acc, model, processor, optimizer, scheduler, batches, step, progr
         terms.clear()
         bar.update(1)
         bar.set_postfix({k_.removeprefix("loss_"): f"{v:.3f}" for k_, v in logged.items()}, refresh=False)
-        rate = (step - seen0) * o.batch_size * ga * acc.num_processes / (time.perf_counter() - t0)
+        elapsed = time.perf_counter() - t0
+        rate = (step - seen0) * o.batch_size * ga * acc.num_processes / elapsed
         if acc.is_main_process and (step % cfg.log_every == 0 or step == o.max_steps):
-            _log(cfg, step, scheduler.get_last_lr()[0], logged, rate)
+            _log(cfg, step, scheduler.get_last_lr()[0], logged, rate, train_s0 + elapsed)
         if step % cfg.save_every == 0 or step in (o.max_steps, stop_after):
-            _checkpoint(cfg, acc, model, processor, step, logged, run)
+            _checkpoint(cfg, acc, model, processor, step, logged, run, train_s0 + elapsed)
         if step == stop_after:
             break
     bar.close()
@@ -918,8 +924,11 @@ def _reduce_terms(acc, terms: dict, ga: int) -> dict[str, float]:
     return dict(zip(names, mean.tolist()))
 
 
-def _log(cfg, step: int, lr: float, logged: dict, rate: float) -> None:
-    row = {"step": step, "lr": lr, **logged, "samples_per_s": round(rate, 3), "peak_rss_mb": peak_rss_mb()}
+def _log(cfg, step: int, lr: float, logged: dict, rate: float, train_s: float) -> None:
+    """Append one row to ``OUT/log.jsonl``: ``samples_per_s`` since this process started training, ``train_s``
+    since step 0 (across resumes)."""
+    row = {"step": step, "lr": lr, **logged, "samples_per_s": round(rate, 3), "train_s": round(train_s, 1)}
+    row["peak_rss_mb"] = peak_rss_mb()
     with open(Path(cfg.out_dir) / "log.jsonl", "a", encoding="utf-8") as f:
         f.write(json.dumps(row) + "\n")
 
@@ -951,7 +960,7 @@ def read_log(path) -> list[dict]:
     return rows
 
 
-def _checkpoint(cfg, acc, model, processor, step, logged, run=None) -> None:
+def _checkpoint(cfg, acc, model, processor, step, logged, run=None, train_s: float = 0.0) -> None:
     samples = step * cfg.optim.grad_accum * cfg.optim.batch_size * acc.num_processes
     ckpt.save_run_checkpoint(
         acc,
@@ -960,7 +969,13 @@ def _checkpoint(cfg, acc, model, processor, step, logged, run=None) -> None:
         model=model,
         processor=processor,
         samples_seen=samples,
-        extra={"losses": logged, "backend": backend_name(acc), "processes": acc.num_processes, "run": run},
+        extra={
+            "train_s": round(train_s, 1),
+            "losses": logged,
+            "backend": backend_name(acc),
+            "processes": acc.num_processes,
+            "run": run,
+        },
     )
     if acc.is_main_process:
         ckpt.prune_checkpoints(cfg.out_dir, cfg.keep_checkpoints, run)
