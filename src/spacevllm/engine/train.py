@@ -716,7 +716,8 @@ def _train(cfg: TrainConfig, acc, mode: str, progress: bool, stop_after: int | N
     acc.wait_for_everyone()
     set_seed(cfg.seed)
     model, processor, optimizer, scheduler, counts = _prepared(cfg, acc, last)
-    step = ckpt.read_step(last) if last is not None else 0
+    state = ckpt.read_state(last) if last is not None else {"step": 0}
+    step = int(state["step"])
     loader = _loader(cfg, processor, acc.unwrap_model(model).config, step, acc)
     batches = iter(loader)  # iter() draws a seed
     if last is not None:  # after all setup: exactly where the straight run stood
@@ -724,8 +725,8 @@ def _train(cfg: TrainConfig, acc, mode: str, progress: bool, stop_after: int | N
     if acc.is_main_process:
         _start_log(cfg, out, step, {"run": run, "config": identity})
         print(describe_run(cfg, acc, len(loader.dataset), counts))
-    train_s = ckpt.read_state(last).get("train_s", 0.0) if last is not None else 0.0
-    step = _loop(cfg, acc, model, processor, optimizer, scheduler, batches, (step, train_s), progress, stop_after, run)
+    start = (step, state.get("train_s", 0.0))
+    step = _loop(cfg, acc, model, processor, optimizer, scheduler, batches, start, progress, stop_after, run)
     if step < cfg.optim.max_steps:
         return ckpt.checkpoint_dir(out, step)
     final = out / "final"
