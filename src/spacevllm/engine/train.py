@@ -928,7 +928,7 @@ def _reduce_terms(acc, terms: dict, ga: int) -> dict[str, float]:
 def _log(cfg, step: int, lr: float, logged: dict, rate: float, train_s: float) -> None:
     """Append one row to ``OUT/log.jsonl``: ``samples_per_s`` since this process started training, ``train_s``
     since step 0 (across resumes)."""
-    row = {"step": step, "lr": lr, **logged, "samples_per_s": round(rate, 3), "train_s": round(train_s, 1)}
+    row = {"step": step, "lr": lr, **logged, "samples_per_s": round(rate, 3), "train_s": round(train_s, 3)}
     row["peak_rss_mb"] = peak_rss_mb()
     with open(Path(cfg.out_dir) / "log.jsonl", "a", encoding="utf-8") as f:
         f.write(json.dumps(row) + "\n")
@@ -971,7 +971,7 @@ def _checkpoint(cfg, acc, model, processor, step, logged, run=None, train_s: flo
         processor=processor,
         samples_seen=samples,
         extra={
-            "train_s": round(train_s, 1),
+            "train_s": round(train_s, 3),
             "losses": logged,
             "backend": backend_name(acc),
             "processes": acc.num_processes,
